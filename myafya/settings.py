@@ -1,0 +1,122 @@
+"""Settings from `MYAFYA_*` environment variables, with a `.env` file read in development."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MYAFYA_"
+
+# Variables with the prefix that the test suite and CI read; they are not service settings.
+TEST_VARIABLES = frozenset({"MYAFYA_REQUIRE_SERVICES", "MYAFYA_TEST_POSTGRES_URL"})
+
+# Placeholder credentials the sandbox fakes accept when no real ones are configured.
+SANDBOX_AT_USERNAME = "sandbox"
+SANDBOX_AT_API_KEY = "sandbox-api-key"
+
+
+class SettingsError(Exception):
+    """A setting is unknown or invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    database_url: str = Field(
+        default="sqlite:///var/myafya.db",
+        description="sqlite:///PATH for the embedded default, postgresql://… in production",
+    )
+    public_url: str = "http://127.0.0.1:8080"
+    sandbox: bool | None = Field(
+        default=None,
+        description="Point every provider SDK at the loopback fakes; on when no credentials are set",
+    )
+    timezone: str = "Africa/Nairobi"
+
+    at_username: str | None = None
+    at_api_key: SecretStr | None = None
+    at_sender_id: str | None = None
+    ussd_service_code: str = "*384*12345#"
+
+    conversation_timeout_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    change_cutoff_hours: float = Field(default=2.0, ge=0, le=24 * 14)
+    booking_horizon_days: int = Field(default=14, ge=1, le=90)
+    booking_lead_minutes: int = Field(default=15, ge=0, le=24 * 60)
+
+    demo_password: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}, e.g. Africa/Nairobi") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError(f"unsupported database URL scheme in {value.split(':', 1)[0]!r}; "
+                             "use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @model_validator(mode="after")
+    def _choose_sandbox(self) -> Settings:
+        if self.sandbox is None:
+            self.sandbox = not self.has_provider_credentials
+        return self
+
+    @property
+    def has_provider_credentials(self) -> bool:
+        return bool(self.at_username and self.at_api_key)
+
+    @property
+    def sandbox_on(self) -> bool:
+        return bool(self.sandbox)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def at_credentials(self) -> tuple[str, str]:
+        """Return the Africa's Talking username and API key, or the sandbox placeholders."""
+        if self.at_username and self.at_api_key:
+            return self.at_username, self.at_api_key.get_secret_value()
+        return SANDBOX_AT_USERNAME, SANDBOX_AT_API_KEY
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        key for key in environ
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known | TEST_VARIABLES
+    )
+
+
+def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
+    """Read and validate settings, raising SettingsError that names the offending variable."""
+    unknown = _unknown_variables(dict(os.environ))
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]}; check its spelling or remove it")
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ENV_PREFIX + "_".join(str(part) for part in first["loc"]).upper()
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
