@@ -1,0 +1,154 @@
+"""Routes of the sandbox: the provider fakes and the endpoints tests and trainers drive them with.
+
+- `POST /sandbox/africastalking/version1/messaging`: the Africa's Talking SMS fake. Point the SDK
+  at `{server}/sandbox/africastalking`.
+- `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last.
+- `DELETE /sandbox/messages`: forget them.
+- `POST /sandbox/faults`: `{"service", "http_status", "count"}` makes the next `count` requests to
+  that fake fail with `http_status`.
+- `POST /sandbox/africastalking/blacklist`: `{"phone"}` makes sends to that number fail with
+  `UserInBlacklist`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+
+from core.clock import Clock
+from sandbox.africastalking import SMS_FAULT_SERVICE, AfricasTalkingSmsFake, is_valid_e164
+from sandbox.store import SandboxMessage, SandboxStore
+
+log = logging.getLogger(__name__)
+
+FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE})
+
+_FieldType = TypeVar("_FieldType")
+
+
+def add_sandbox_routes(
+    app: web.Application,
+    *,
+    store: SandboxStore,
+    clock: Clock,
+    at_username: str,
+    at_api_key: str,
+    at_sender_ids: frozenset[str],
+) -> None:
+    """Register the fakes and the sandbox control endpoints on `app`."""
+    sms_fake = AfricasTalkingSmsFake(
+        store=store,
+        clock=clock,
+        username=at_username,
+        api_key=at_api_key,
+        sender_ids=at_sender_ids,
+    )
+    control = _SandboxControl(store)
+
+    app.router.add_post("/sandbox/africastalking/version1/messaging", sms_fake.handle_send)
+    app.router.add_post("/sandbox/africastalking/blacklist", control.add_to_blacklist)
+    app.router.add_get("/sandbox/messages", control.list_messages)
+    app.router.add_delete("/sandbox/messages", control.clear_messages)
+    app.router.add_post("/sandbox/faults", control.inject_fault)
+
+
+class _InvalidField(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid field '{field}': {reason}")
+        self.field = field
+
+
+class _SandboxControl:
+    """Handlers that let tests and trainers read and steer the fakes."""
+
+    def __init__(self, store: SandboxStore) -> None:
+        self._store = store
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        messages = self._store.list()
+        recipient = request.query.get("to")
+        if recipient is not None:
+            phone = _normalise_query_phone(recipient)
+            messages = [message for message in messages if message.to == phone]
+        return web.json_response([_message_json(message) for message in messages])
+
+    async def clear_messages(self, request: web.Request) -> web.Response:
+        self._store.clear()
+        return web.Response(status=204)
+
+    async def inject_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            service = _required_field(body, "service", str)
+            http_status = _required_field(body, "http_status", int)
+            count = _required_field(body, "count", int)
+            if service not in FAULT_SERVICES:
+                known = ", ".join(sorted(FAULT_SERVICES))
+                raise _InvalidField(
+                    "service", f"unknown service {service!r}; expected one of {known}"
+                )
+            if not 400 <= http_status <= 599:
+                raise _InvalidField("http_status", f"expected 400 to 599, got {http_status}")
+            if count < 1:
+                raise _InvalidField("count", f"expected at least 1, got {count}")
+        except _InvalidField as exc:
+            return _bad_request(exc)
+
+        self._store.inject_fault(service, http_status, count)
+        return web.Response(status=204)
+
+    async def add_to_blacklist(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            phone = _required_field(body, "phone", str)
+            if not is_valid_e164(phone):
+                raise _InvalidField("phone", "expected a valid E.164 number such as +254700000001")
+        except _InvalidField as exc:
+            return _bad_request(exc)
+
+        self._store.add_to_blacklist(phone)
+        return web.Response(status=204)
+
+
+def _normalise_query_phone(value: str) -> str:
+    # An unescaped "+" in a query string decodes to a space, so `?to=+2547…` arrives as " 2547…".
+    digits = value.strip().removeprefix("+")
+    return "+" + digits
+
+
+def _message_json(message: SandboxMessage) -> dict[str, str]:
+    return {
+        "channel": message.channel,
+        "to": message.to,
+        "text": message.text,
+        "provider_message_id": message.provider_message_id,
+        "sent_at": message.sent_at,
+    }
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise _InvalidField("body", f"not valid JSON ({exc.msg})") from exc
+    if not isinstance(body, dict):
+        raise _InvalidField("body", "expected a JSON object")
+    return body
+
+
+def _required_field(body: dict[str, Any], field: str, kind: type[_FieldType]) -> _FieldType:
+    if field not in body:
+        raise _InvalidField(field, "missing")
+    value = body[field]
+    # bool is a subclass of int, but `true` is no HTTP status or count.
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise _InvalidField(field, f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _bad_request(error: _InvalidField) -> web.Response:
+    log.info("Sandbox control request rejected: %s", error)
+    return web.json_response({"error": str(error), "field": error.field}, status=400)

@@ -1,0 +1,105 @@
+"""In-memory state shared by the provider fakes: accepted messages, injected faults, blacklist.
+
+Handlers run on the event loop while tests and senders may call in from worker threads, so every
+method takes one lock.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxMessage:
+    """One message a fake accepted for one recipient."""
+
+    channel: str
+    provider: str
+    to: str
+    text: str
+    provider_message_id: str
+    sent_at: str  # ISO 8601 in UTC
+
+
+@dataclass(slots=True)
+class _Fault:
+    http_status: int
+    remaining: int
+
+
+class SandboxStore:
+    """Messages the fakes accepted (oldest first), pending faults and blacklisted numbers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: builtins.list[SandboxMessage] = []
+        self._faults: dict[str, _Fault] = {}
+        self._blacklist: set[str] = set()
+
+    def add(
+        self,
+        *,
+        channel: str,
+        provider: str,
+        to: str,
+        text: str,
+        provider_message_id: str,
+        sent_at: datetime,
+    ) -> SandboxMessage:
+        """Record one accepted message. `sent_at` must be timezone-aware."""
+        if sent_at.tzinfo is None:
+            raise ValueError("sent_at must be a timezone-aware datetime")
+        message = SandboxMessage(
+            channel=channel,
+            provider=provider,
+            to=to,
+            text=text,
+            provider_message_id=provider_message_id,
+            sent_at=sent_at.astimezone(UTC).isoformat(),
+        )
+        with self._lock:
+            self._messages.append(message)
+        return message
+
+    def list(self) -> builtins.list[SandboxMessage]:
+        """Return a copy of the accepted messages, newest last."""
+        with self._lock:
+            return list(self._messages)
+
+    def clear(self) -> None:
+        """Forget every accepted message. Faults and the blacklist stay."""
+        with self._lock:
+            self._messages.clear()
+
+    def inject_fault(self, service: str, http_status: int, count: int) -> None:
+        """Make the next `count` requests to `service` fail with `http_status`.
+
+        A new fault for the same service replaces any that is still pending.
+        """
+        if count < 1:
+            raise ValueError(f"fault count must be at least 1; got {count}")
+        with self._lock:
+            self._faults[service] = _Fault(http_status=http_status, remaining=count)
+
+    def take_fault(self, service: str) -> int | None:
+        """Use up one pending fault of `service` and return its HTTP status, or None if none."""
+        with self._lock:
+            fault = self._faults.get(service)
+            if fault is None:
+                return None
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                del self._faults[service]
+            return fault.http_status
+
+    def add_to_blacklist(self, phone: str) -> None:
+        """Mark an E.164 number as one that has opted out, so sends to it fail."""
+        with self._lock:
+            self._blacklist.add(phone)
+
+    def is_blacklisted(self, phone: str) -> bool:
+        with self._lock:
+            return phone in self._blacklist
