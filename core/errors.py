@@ -6,7 +6,11 @@ in their language, and an English `str()` for logs and the staff API.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.booking.model import Slot
 
 
 class DomainError(Exception):
@@ -28,9 +32,17 @@ class NotFound(DomainError):
 
 
 class SlotUnavailable(DomainError):
-    """The slot is taken, in the past or no longer offered."""
+    """The slot is taken, in the past or no longer offered.
+
+    `alternatives` lists the doctor's next free slots after the requested one, earliest first,
+    so the caller can offer them at once. The list is empty when the slot is unknown.
+    """
 
     message_id = "booking.slot_taken"
+
+    def __init__(self, detail: str, *, alternatives: Sequence[Slot] = (), **params: Any) -> None:
+        super().__init__(detail, **params)
+        self.alternatives: list[Slot] = list(alternatives)
 
 
 class ChangeTooLate(DomainError):
@@ -43,3 +55,15 @@ class InvalidTransition(DomainError):
     """An appointment cannot move from its current status to the requested one."""
 
     message_id = "error.generic"
+
+
+class DuplicateUsername(DomainError):
+    """A staff user with this username already exists."""
+
+
+class InvalidUsername(DomainError):
+    """A staff username is empty, too long or has characters outside the allowed set."""
+
+
+class InvalidPassword(DomainError):
+    """A staff password is empty, too short or too long."""

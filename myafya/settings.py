@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     sandbox: bool | None = Field(
         default=None,
-        description="Point every provider SDK at the loopback fakes; on when no credentials are set",
+        description="Send provider calls to the loopback fakes; on when no credentials are set",
     )
     timezone: str = "Africa/Nairobi"
 
@@ -71,8 +71,10 @@ class Settings(BaseSettings):
     @classmethod
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "postgres://")):
-            raise ValueError(f"unsupported database URL scheme in {value.split(':', 1)[0]!r}; "
-                             "use sqlite:///PATH or postgresql://USER@HOST/DB")
+            raise ValueError(
+                f"unsupported database URL scheme in {value.split(':', 1)[0]!r}; "
+                "use sqlite:///PATH or postgresql://USER@HOST/DB"
+            )
         return value
 
     @model_validator(mode="after")
@@ -104,12 +106,13 @@ class Settings(BaseSettings):
 def _unknown_variables(environ: dict[str, str]) -> list[str]:
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     return sorted(
-        key for key in environ
+        key
+        for key in environ
         if key.upper().startswith(ENV_PREFIX) and key.upper() not in known | TEST_VARIABLES
     )
 
 
-def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
+def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
     """Read and validate settings, raising SettingsError that names the offending variable."""
     unknown = _unknown_variables(dict(os.environ))
     if unknown:

@@ -8,6 +8,8 @@ Every recipient it accepts is recorded in the `SandboxStore`.
 
 from __future__ import annotations
 
+import asyncio
+
 import hmac
 import json
 import logging
@@ -76,12 +78,15 @@ class AfricasTalkingSmsFake:
 
     async def handle_send(self, request: web.Request) -> web.Response:
         """Handle `POST {base}/version1/messaging` as Africa's Talking does."""
-        fault_status = self._store.take_fault(SMS_FAULT_SERVICE)
-        if fault_status is not None:
-            log.info("Sandbox SMS send failed with injected HTTP %d", fault_status)
+        fault = self._store.take_fault(SMS_FAULT_SERVICE)
+        if fault is not None and fault.delay_seconds:
+            log.info("Sandbox SMS send delayed by %.1f s as injected", fault.delay_seconds)
+            await asyncio.sleep(fault.delay_seconds)
+        if fault is not None and fault.http_status is not None:
+            log.info("Sandbox SMS send failed with injected HTTP %d", fault.http_status)
             return web.Response(
-                status=fault_status,
-                text=f"Sandbox fault: HTTP {fault_status}",
+                status=fault.http_status,
+                text=f"Sandbox fault: HTTP {fault.http_status}",
                 content_type="text/plain",
             )
 

@@ -4,8 +4,9 @@
   at `{server}/sandbox/africastalking`.
 - `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last.
 - `DELETE /sandbox/messages`: forget them.
-- `POST /sandbox/faults`: `{"service", "http_status", "count"}` makes the next `count` requests to
-  that fake fail with `http_status`.
+- `POST /sandbox/faults`: `{"service", "http_status", "delay_seconds", "count"}` makes the next
+  `count` requests to that fake wait `delay_seconds` (optional), then fail with `http_status`
+  (optional; without it they succeed after the delay). One of the two is required.
 - `POST /sandbox/africastalking/blacklist`: `{"phone"}` makes sends to that number fail with
   `UserInBlacklist`.
 """
@@ -17,6 +18,9 @@ import logging
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
+
+# Long enough to outlast a USSD gateway's wait for a reply, short enough for a test.
+MAX_FAULT_DELAY_SECONDS = 30
 
 from core.clock import Clock
 from sandbox.africastalking import SMS_FAULT_SERVICE, AfricasTalkingSmsFake, is_valid_e164
@@ -83,21 +87,34 @@ class _SandboxControl:
         try:
             body = await _json_object(request)
             service = _required_field(body, "service", str)
-            http_status = _required_field(body, "http_status", int)
+            http_status = body.get("http_status")
+            delay_seconds = body.get("delay_seconds", 0)
             count = _required_field(body, "count", int)
+            if http_status is None and not delay_seconds:
+                raise _InvalidField("http_status", "missing; give http_status, delay_seconds or both")
+            if http_status is not None and (
+                not isinstance(http_status, int) or isinstance(http_status, bool)
+            ):
+                raise _InvalidField("http_status", "expected an integer")
+            if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int | float):
+                raise _InvalidField("delay_seconds", "expected a number of seconds")
+            if not 0 <= delay_seconds <= MAX_FAULT_DELAY_SECONDS:
+                raise _InvalidField(
+                    "delay_seconds", f"expected 0 to {MAX_FAULT_DELAY_SECONDS}, got {delay_seconds}"
+                )
             if service not in FAULT_SERVICES:
                 known = ", ".join(sorted(FAULT_SERVICES))
                 raise _InvalidField(
                     "service", f"unknown service {service!r}; expected one of {known}"
                 )
-            if not 400 <= http_status <= 599:
+            if http_status is not None and not 400 <= http_status <= 599:
                 raise _InvalidField("http_status", f"expected 400 to 599, got {http_status}")
             if count < 1:
                 raise _InvalidField("count", f"expected at least 1, got {count}")
         except _InvalidField as exc:
             return _bad_request(exc)
 
-        self._store.inject_fault(service, http_status, count)
+        self._store.inject_fault(service, http_status, count, float(delay_seconds))
         return web.Response(status=204)
 
     async def add_to_blacklist(self, request: web.Request) -> web.Response:

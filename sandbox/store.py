@@ -25,8 +25,11 @@ class SandboxMessage:
 
 
 @dataclass(slots=True)
-class _Fault:
-    http_status: int
+class SandboxFault:
+    """What the next requests to a fake suffer: a delay, an HTTP error, or both."""
+
+    http_status: int | None
+    delay_seconds: float
     remaining: int
 
 
@@ -36,7 +39,7 @@ class SandboxStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: builtins.list[SandboxMessage] = []
-        self._faults: dict[str, _Fault] = {}
+        self._faults: dict[str, SandboxFault] = {}
         self._blacklist: set[str] = set()
 
     def add(
@@ -74,18 +77,21 @@ class SandboxStore:
         with self._lock:
             self._messages.clear()
 
-    def inject_fault(self, service: str, http_status: int, count: int) -> None:
-        """Make the next `count` requests to `service` fail with `http_status`.
+    def inject_fault(
+        self, service: str, http_status: int | None, count: int, delay_seconds: float = 0.0
+    ) -> None:
+        """Make the next `count` requests to `service` wait `delay_seconds`, then fail with
+        `http_status` when one is given.
 
         A new fault for the same service replaces any that is still pending.
         """
         if count < 1:
             raise ValueError(f"fault count must be at least 1; got {count}")
         with self._lock:
-            self._faults[service] = _Fault(http_status=http_status, remaining=count)
+            self._faults[service] = SandboxFault(http_status, delay_seconds, remaining=count)
 
-    def take_fault(self, service: str) -> int | None:
-        """Use up one pending fault of `service` and return its HTTP status, or None if none."""
+    def take_fault(self, service: str) -> SandboxFault | None:
+        """Use up one pending fault of `service` and return it, or None if none is pending."""
         with self._lock:
             fault = self._faults.get(service)
             if fault is None:
@@ -93,7 +99,7 @@ class SandboxStore:
             fault.remaining -= 1
             if fault.remaining == 0:
                 del self._faults[service]
-            return fault.http_status
+            return SandboxFault(fault.http_status, fault.delay_seconds, remaining=1)
 
     def add_to_blacklist(self, phone: str) -> None:
         """Mark an E.164 number as one that has opted out, so sends to it fail."""

@@ -63,7 +63,7 @@ def postgres_url() -> Iterator[str]:
     name = f"myafya_test_{secrets.token_hex(6)}"
     try:
         asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         service_unavailable(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {exc}")
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"

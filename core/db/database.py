@@ -27,7 +27,7 @@ Row = Mapping[str, Any]
 AfterCommit = Callable[[], Awaitable[None]]
 
 _DIALECTS: dict[str, Dialect] = {
-    "sqlite": sqlite.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
     "postgresql": postgresql.asyncpg.dialect(),  # type: ignore[no-untyped-call]
 }
 

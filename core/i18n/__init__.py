@@ -1,0 +1,76 @@
+"""Patient-facing texts in English and Kiswahili, read from gettext catalogues with Babel.
+
+Message ids are symbolic (`home.title`), so both catalogues must translate every id and a test
+can check that neither lacks one. Placeholders use `str.format` names: `{doctor}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+
+LANGUAGES: Final = ("en", "sw")
+DEFAULT_LANGUAGE: Final = "en"
+LOCALES: Final = {"en": "en_KE", "sw": "sw_KE"}
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def catalogue(language: str) -> Mapping[str, str]:
+    """Load one language's messages from its .po file."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        po = read_po(handle, locale=LOCALES[language])
+    return {
+        str(message.id): str(message.string)
+        for message in po
+        if message.id and isinstance(message.string, str) and message.string
+    }
+
+
+def N_(message_id: str) -> str:  # gettext's name for a no-op marker
+    """Mark a message id for extraction where it is chosen before `translate` is called."""
+    return message_id
+
+
+def normalize_language(language: str | None) -> str:
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translate(language: str | None, message_id: str, **params: Any) -> str:
+    """Return the message in `language`, falling back to English when a catalogue lacks it."""
+    language = normalize_language(language)
+    template = catalogue(language).get(message_id)
+    if template is None:
+        log.error("message id %s missing from the %s catalogue", message_id, language)
+        template = catalogue(DEFAULT_LANGUAGE).get(message_id, message_id)
+    return template.format(**params) if params else template
+
+
+def local_date(value: date, language: str | None, pattern: str = "EEE d MMM") -> str:
+    return format_date(value, pattern, locale=LOCALES[normalize_language(language)])
+
+
+def local_time(value: datetime, zone: ZoneInfo) -> str:
+    """Return the 24-hour local time, e.g. 09:00, which reads the same in both languages."""
+    return format_time(value.astimezone(zone), "HH:mm", locale="en_KE")
+
+
+def local_day_and_time(value: datetime, zone: ZoneInfo, language: str | None) -> str:
+    local = value.astimezone(zone)
+    return f"{local_date(local.date(), language)} {local_time(value, zone)}"
+
+
+def money(amount_kes: int, language: str | None) -> str:
+    return "KES " + format_decimal(amount_kes, locale=LOCALES[normalize_language(language)])

@@ -329,7 +329,9 @@ async def test_local_number_rejected_before_request(
     assert result.provider_status == "InvalidPhoneNumber"
     assert result.status_code is None
     assert "0700000001" not in (result.error or "")
-    assert store.take_fault("africastalking.sms") == 503
+    fault = store.take_fault("africastalking.sms")
+    assert fault is not None
+    assert fault.http_status == 503
 
 
 async def test_list_and_clear_messages(
@@ -399,6 +401,16 @@ async def test_list_and_clear_messages(
             {"service": "africastalking.sms", "http_status": 503}, "count", id="count-missing"
         ),
         pytest.param(["africastalking.sms", 503, 1], "body", id="body-list"),
+        pytest.param(
+            {"service": "africastalking.sms", "delay_seconds": 99, "count": 1},
+            "delay_seconds",
+            id="delay-too-long",
+        ),
+        pytest.param(
+            {"service": "africastalking.sms", "delay_seconds": "3", "count": 1},
+            "delay_seconds",
+            id="delay-string",
+        ),
     ],
 )
 async def test_faults_bad_input_names_field(

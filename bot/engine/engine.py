@@ -1,0 +1,313 @@
+"""The engine loop: apply one input to a conversation and render the next screen.
+
+The engine never touches a channel, the database or the broker. Reads and writes go through
+the `queries` and `commands` ports the host puts in the StepContext, inside the host's
+transaction, so the conversation commits together with the change it caused.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.engine.flow import (
+    Enter,
+    Finish,
+    Flow,
+    FlowRef,
+    Go,
+    Home,
+    Outcome,
+    Stay,
+    StepContext,
+)
+from bot.engine.gsm7 import fit, septets, to_gsm7
+from bot.engine.model import (
+    BACK,
+    HOME,
+    MORE,
+    Conversation,
+    Input,
+    InputKind,
+    Option,
+    Reply,
+    ScreenLimits,
+    Text,
+)
+from core.i18n import translate
+
+# Keys the engine keeps in Conversation.data; flows use other names.
+CHOICES_KEY = "_choices"
+PAGE_KEY = "_page"
+HAS_MORE_KEY = "_more"
+ACCEPTS_TEXT_KEY = "_text"
+
+# Longest list a screen pages through; keeps option numbers clear of 98.
+MAX_LIST = 90
+
+
+@dataclass(frozen=True)
+class HomeTargets:
+    """Where `00` and a finished flow lead: registration until the patient has consented."""
+
+    registered: FlowRef
+    unregistered: FlowRef
+
+
+class Engine:
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        home: HomeTargets,
+        inactivity_timeout: timedelta,
+    ) -> None:
+        self.flows = flows
+        self.home = home
+        self.inactivity_timeout = inactivity_timeout
+
+    # --- positions ---------------------------------------------------------------------------
+
+    def _current(self, conversation: Conversation) -> tuple[Flow, enum.Enum]:
+        flow = self.flows[conversation.flow]
+        return flow, flow.state(conversation.state)
+
+    def _home_ref(self, conversation: Conversation) -> FlowRef:
+        return self.home.registered if conversation.patient_id else self.home.unregistered
+
+    def is_home(self, conversation: Conversation) -> bool:
+        ref = self._home_ref(conversation)
+        flow = self.flows[ref.flow]
+        state = ref.state or flow.initial.name
+        return conversation.flow == ref.flow and conversation.state == state
+
+    def go_home(self, conversation: Conversation) -> None:
+        ref = self._home_ref(conversation)
+        flow = self.flows[ref.flow]
+        conversation.flow = ref.flow
+        conversation.state = ref.state or flow.initial.name
+        conversation.back_stack = []
+        conversation.data = {}
+
+    def is_expired(self, conversation: Conversation, now: datetime) -> bool:
+        return conversation.expires_at is not None and now >= conversation.expires_at
+
+    def touch(self, conversation: Conversation, now: datetime) -> None:
+        """Restart the inactivity timer, or clear it at the home screen where nothing is pending."""
+        conversation.expires_at = (
+            None if self.is_home(conversation) else now + self.inactivity_timeout
+        )
+
+    # --- one input ---------------------------------------------------------------------------
+
+    async def start(
+        self, conversation: Conversation, context: StepContext, limits: ScreenLimits
+    ) -> Reply:
+        """Open a new session at home (or registration) and render it."""
+        self.go_home(conversation)
+        return await self.render(conversation, context, limits)
+
+    async def step(
+        self,
+        conversation: Conversation,
+        received: Input,
+        context: StepContext,
+        limits: ScreenLimits,
+    ) -> Reply:
+        """Apply one input and return the reply; the conversation is changed in place."""
+        if self.is_expired(conversation, context.now):
+            # The stale screen's choices must not act (a slot list shown an hour ago, say),
+            # so the input that arrives after the timeout is consumed here.
+            self.go_home(conversation)
+            return await self.render(conversation, context, limits, Text("session.expired"))
+
+        if received.kind is InputKind.TEXT and received.text == HOME:
+            self.go_home(conversation)
+            return await self.render(conversation, context, limits)
+        if received.kind is InputKind.TEXT and received.text == BACK:
+            if conversation.back_stack:
+                conversation.flow, conversation.state = conversation.back_stack.pop()
+            conversation.data[PAGE_KEY] = 0
+            return await self.render(conversation, context, limits)
+        if received.kind is InputKind.TEXT and received.text == MORE:
+            if not conversation.data.get(HAS_MORE_KEY):
+                return await self.render(conversation, context, limits, Text("input.no_more"))
+            conversation.data[PAGE_KEY] = int(conversation.data.get(PAGE_KEY, 0)) + 1
+            return await self.render(conversation, context, limits)
+
+        outcome = await self._handle(conversation, received, context)
+        return await self._apply(conversation, outcome, context, limits)
+
+    async def _handle(
+        self, conversation: Conversation, received: Input, context: StepContext
+    ) -> Outcome:
+        flow, state = self._current(conversation)
+        step = flow.steps[state]
+        context.data = conversation.data
+        context.patient_id = conversation.patient_id
+        if step.handle is None:
+            return Stay(Text("input.use_navigation"))
+        if received.kind in (InputKind.MEDIA, InputKind.LOCATION, InputKind.CONTACT):
+            return Stay(Text("input.answer_with_number"))
+        if conversation.data.get(ACCEPTS_TEXT_KEY):
+            if received.kind is InputKind.EMPTY:
+                return Stay(Text("input.empty_text"))
+            return await step.handle(context, received.text)
+        if received.kind is InputKind.EMPTY:
+            return Stay(Text("input.invalid_choice"))
+        value = conversation.data.get(CHOICES_KEY, {}).get(received.text)
+        if value is None:
+            return Stay(Text("input.invalid_choice"))
+        return await step.handle(context, value)
+
+    async def _apply(
+        self,
+        conversation: Conversation,
+        outcome: Outcome,
+        context: StepContext,
+        limits: ScreenLimits,
+    ) -> Reply:
+        flow, state = self._current(conversation)
+        conversation.language = context.language
+        match outcome:
+            case Stay(notice):
+                return await self.render(conversation, context, limits, notice)
+            case Go(target, notice, replace):
+                flow.check(state, target)
+                if not replace:
+                    conversation.back_stack.append((conversation.flow, conversation.state))
+                conversation.state = target.name
+                conversation.data[PAGE_KEY] = 0
+                return await self.render(conversation, context, limits, notice)
+            case Enter(target, notice):
+                flow.check(state, target)
+                conversation.back_stack.append((conversation.flow, conversation.state))
+                other = self.flows[target.flow]
+                conversation.flow = target.flow
+                conversation.state = target.state or other.initial.name
+                conversation.data[PAGE_KEY] = 0
+                return await self.render(conversation, context, limits, notice)
+            case Home(notice):
+                self.go_home(conversation)
+                return await self.render(conversation, context, limits, notice)
+            case Finish(message, extra):
+                self.go_home(conversation)
+                body = "\n".join(
+                    translate(context.language, text.id, **text.params)
+                    for text in (message, *extra)
+                )
+                return self._fit_reply(Reply(body=body, end=True), limits)
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+    # --- rendering ---------------------------------------------------------------------------
+
+    async def render(
+        self,
+        conversation: Conversation,
+        context: StepContext,
+        limits: ScreenLimits,
+        notice: Text | None = None,
+    ) -> Reply:
+        flow, state = self._current(conversation)
+        context.data = conversation.data
+        screen = await flow.steps[state].render(context)
+        language = context.language
+        texts = ([notice] if notice else []) + list(screen.body)
+        body = "\n".join(translate(language, text.id, **text.params) for text in texts)
+        if screen.end:
+            self.go_home(conversation)
+            return self._fit_reply(Reply(body=body, end=True), limits)
+
+        labels = [
+            choice.label
+            if isinstance(choice.label, str)
+            else translate(language, choice.label.id, **choice.label.params)
+            for choice in screen.choices[:MAX_LIST]
+        ]
+        if not labels and screen.empty is not None:
+            body = "\n".join(filter(None, [body, translate(language, screen.empty.id)]))
+
+        back = bool(conversation.back_stack)
+        at_home = self.is_home(conversation)
+        pages = self._paginate(body, labels, limits, language, back=back, home=not at_home)
+        page = min(int(conversation.data.get(PAGE_KEY, 0)), max(len(pages) - 1, 0))
+        first, last = pages[page] if pages else (0, 0)
+        options = tuple(Option(str(i + 1), labels[i]) for i in range(first, last))
+        has_more = page < len(pages) - 1
+        navigation = self._navigation(language, more=has_more, back=back, home=not at_home)
+
+        conversation.data[PAGE_KEY] = page
+        conversation.data[HAS_MORE_KEY] = has_more
+        conversation.data[ACCEPTS_TEXT_KEY] = screen.accepts_text
+        conversation.data[CHOICES_KEY] = {
+            str(i + 1): screen.choices[i].value for i in range(first, last)
+        }
+        return self._fit_reply(Reply(body, options, navigation), limits)
+
+    def _navigation(
+        self, language: str, *, more: bool, back: bool, home: bool
+    ) -> tuple[Option, ...]:
+        items = []
+        if more:
+            items.append(Option(MORE, translate(language, "nav.more")))
+        if back:
+            items.append(Option(BACK, translate(language, "nav.back")))
+        if home:
+            items.append(Option(HOME, translate(language, "nav.home")))
+        return tuple(items)
+
+    def _measure(self, text: str, limits: ScreenLimits) -> int:
+        return septets(to_gsm7(text)) if limits.gsm7_only else len(text)
+
+    def _paginate(
+        self,
+        body: str,
+        labels: list[str],
+        limits: ScreenLimits,
+        language: str,
+        *,
+        back: bool,
+        home: bool,
+    ) -> list[tuple[int, int]]:
+        """Split the choices into pages of [first, last) indices that fit the channel's screen."""
+        if not labels:
+            return []
+        pages: list[tuple[int, int]] = []
+        first = 0
+        while first < len(labels):
+            last = first
+            while last < len(labels) and last - first < limits.max_choices:
+                more = last + 1 < len(labels)
+                candidate = Reply(
+                    body,
+                    tuple(Option(str(i + 1), labels[i]) for i in range(first, last + 1)),
+                    self._navigation(language, more=more, back=back, home=home),
+                ).as_text()
+                if (
+                    limits.max_chars is not None
+                    and self._measure(candidate, limits) > limits.max_chars
+                ):
+                    break
+                last += 1
+            if last == first:
+                last = first + 1  # one choice per page at least; _fit_reply shortens it
+            pages.append((first, last))
+            first = last
+        return pages
+
+    def _fit_reply(self, reply: Reply, limits: ScreenLimits) -> Reply:
+        """Shorten the body when even one choice per page overflows the screen."""
+        if limits.max_chars is None:
+            return reply
+        text = reply.as_text()
+        if self._measure(text, limits) <= limits.max_chars:
+            return reply
+        rest = len(text) - len(reply.body)
+        budget = max(limits.max_chars - rest, 10)
+        body = fit(to_gsm7(reply.body), budget) if limits.gsm7_only else reply.body[:budget]
+        options = tuple(
+            Option(o.key, fit(to_gsm7(o.label), 40) if limits.gsm7_only else o.label[:40])
+            for o in reply.options
+        )
+        return Reply(body, options, reply.navigation, reply.end)

@@ -1,0 +1,350 @@
+"""The host: runs the engine for one inbound message inside one unit of work.
+
+It loads and locks the conversation, applies the flows' commands through core services, saves
+the conversation in the same transaction, and hands outbound messages over only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.engine import store
+from bot.engine.commands import (
+    BookAppointment,
+    CancelAppointment,
+    ChangeLanguage,
+    Command,
+    RegisterPatient,
+    RescheduleAppointment,
+)
+from bot.engine.engine import Engine
+from bot.engine.flow import Flow, StepContext
+from bot.engine.model import Conversation, Input, Reply, ScreenLimits
+from bot.flows import HOME_TARGETS
+from core.booking import service as booking
+from core.booking.model import Appointment, Doctor, Slot, Specialty
+from core.clock import Clock
+from core.db.database import UnitOfWork
+from core.i18n import DEFAULT_LANGUAGE, N_, local_day_and_time, translate
+from core.identity import patients
+from core.notify.dispatch import OutboxDispatcher
+from core.notify.outbox import enqueue_message
+
+log = logging.getLogger(__name__)
+
+MAX_STALE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    zone: ZoneInfo
+    booking_lead: timedelta
+    booking_horizon_days: int
+    change_cutoff: timedelta
+    inactivity_timeout: timedelta
+    ussd_service_code: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A reply and what the step did, for the request log."""
+
+    reply: Reply
+    conversation_id: int | None
+    state_before: str
+    state_after: str
+    duplicate: bool = False
+
+
+class BookingQueries:
+    """The flows' read port, bound to one unit of work and one patient."""
+
+    def __init__(
+        self, uow: UnitOfWork, config: HostConfig, now: datetime, conversation: Conversation
+    ) -> None:
+        self._uow = uow
+        self._config = config
+        self._now = now
+        self._conversation = conversation
+
+    @property
+    def _patient_id(self) -> int | None:
+        # Read on each call: registration earlier in the same request sets it.
+        return self._conversation.patient_id
+
+    async def specialties(self) -> list[Specialty]:
+        return await booking.list_specialties(self._uow)
+
+    async def doctors(self, specialty_id: int) -> list[Doctor]:
+        return await booking.list_doctors(self._uow, specialty_id=specialty_id)
+
+    async def doctor(self, doctor_id: int) -> Doctor:
+        return await booking.get_doctor(self._uow, doctor_id=doctor_id)
+
+    async def open_days(self, doctor_id: int) -> list[date]:
+        return await booking.list_open_days(
+            self._uow,
+            doctor_id=doctor_id,
+            now=self._now,
+            zone=self._config.zone,
+            lead=self._config.booking_lead,
+            horizon_days=self._config.booking_horizon_days,
+        )
+
+    async def free_slots(self, doctor_id: int, day: date) -> list[Slot]:
+        return await booking.list_free_slots(
+            self._uow,
+            doctor_id=doctor_id,
+            day=day,
+            zone=self._config.zone,
+            now=self._now,
+            lead=self._config.booking_lead,
+        )
+
+    async def next_free_slots(self, doctor_id: int, after: datetime) -> list[Slot]:
+        return await booking.next_free_slots(
+            self._uow,
+            doctor_id=doctor_id,
+            after=after,
+            now=self._now,
+            lead=self._config.booking_lead,
+        )
+
+    async def slot(self, slot_id: int) -> Slot | None:
+        return await booking.get_slot(self._uow, slot_id=slot_id)
+
+    async def upcoming_appointments(self) -> list[Appointment]:
+        if self._patient_id is None:
+            return []
+        return await booking.list_upcoming_appointments(
+            self._uow, patient_id=self._patient_id, now=self._now
+        )
+
+    async def appointment(self, appointment_id: int) -> Appointment:
+        assert self._patient_id is not None, "appointments need a registered patient"
+        return await booking.get_patient_appointment(
+            self._uow, patient_id=self._patient_id, appointment_id=appointment_id
+        )
+
+
+class CommandExecutor:
+    """Applies flow commands through core services on the conversation's unit of work."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        conversation: Conversation,
+        config: HostConfig,
+        now: datetime,
+        dispatcher: OutboxDispatcher | None,
+    ) -> None:
+        self._uow = uow
+        self._conversation = conversation
+        self._config = config
+        self._now = now
+        self._dispatcher = dispatcher
+
+    async def execute(self, command: Command) -> Any:
+        match command:
+            case RegisterPatient(name, language):
+                return await self._register(name, language)
+            case ChangeLanguage(language):
+                if self._conversation.patient_id is not None:
+                    await patients.set_language(
+                        self._uow, patient_id=self._conversation.patient_id, language=language
+                    )
+                self._conversation.language = language
+                return None
+            case BookAppointment(slot_id):
+                appointment = await booking.book_appointment(
+                    self._uow,
+                    patient_id=self._require_patient(),
+                    slot_id=slot_id,
+                    channel=self._conversation.channel,
+                    now=self._now,
+                    lead=self._config.booking_lead,
+                )
+                await self._notify(appointment, N_("sms.booking_confirmed"), "booked")
+                return appointment
+            case CancelAppointment(appointment_id):
+                appointment = await booking.cancel_appointment(
+                    self._uow,
+                    patient_id=self._require_patient(),
+                    appointment_id=appointment_id,
+                    now=self._now,
+                    cutoff=self._config.change_cutoff,
+                )
+                await self._notify(appointment, N_("sms.booking_cancelled"), "cancelled")
+                return appointment
+            case RescheduleAppointment(appointment_id, new_slot_id):
+                appointment = await booking.reschedule_appointment(
+                    self._uow,
+                    patient_id=self._require_patient(),
+                    appointment_id=appointment_id,
+                    new_slot_id=new_slot_id,
+                    now=self._now,
+                    cutoff=self._config.change_cutoff,
+                    lead=self._config.booking_lead,
+                )
+                await self._notify(appointment, N_("sms.booking_moved"), "moved")
+                return appointment
+        raise TypeError(f"unknown command {command!r}")
+
+    def _require_patient(self) -> int:
+        if self._conversation.patient_id is None:
+            raise RuntimeError("a booking command reached the host before registration")
+        return self._conversation.patient_id
+
+    async def _register(self, name: str, language: str) -> int:
+        patient = await patients.get_or_create_patient(
+            self._uow, phone=self._conversation.phone, now=self._now
+        )
+        await patients.register_patient(
+            self._uow, patient_id=patient.id, name=name, language=language, consented_at=self._now
+        )
+        self._conversation.patient_id = patient.id
+        self._conversation.language = language
+        return patient.id
+
+    async def _notify(self, appointment: Appointment, template: str, event: str) -> None:
+        language = self._conversation.language or DEFAULT_LANGUAGE
+        variables = {
+            "doctor": appointment.doctor_name,
+            "when": local_day_and_time(appointment.starts_at, self._config.zone, language),
+            "reference": appointment.reference,
+            "service_code": self._config.ussd_service_code,
+        }
+        message_id = await enqueue_message(
+            self._uow,
+            dedupe_key=f"appointment:{appointment.id}:{event}:{self._now.isoformat()}",
+            patient_id=appointment.patient_id,
+            recipient=self._conversation.phone,
+            channel="sms",
+            template=template,
+            variables=variables,
+            language=language,
+            body=translate(language, template, **variables),
+            now=self._now,
+        )
+        dispatcher = self._dispatcher
+        if message_id is not None and dispatcher is not None:
+
+            async def send_after_commit() -> None:
+                dispatcher.dispatch_later(message_id)
+
+            self._uow.after_commit(send_after_commit)
+
+
+def split_ussd_text(text: str) -> list[str]:
+    """Split Africa's Talking's whole-session input into the patient's answers."""
+    return text.split("*") if text else []
+
+
+class ConversationHost:
+    def __init__(
+        self,
+        *,
+        database: Any,
+        clock: Clock,
+        config: HostConfig,
+        flows: Mapping[str, Flow],
+        dispatcher: OutboxDispatcher | None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.config = config
+        self.engine = Engine(flows, HOME_TARGETS, config.inactivity_timeout)
+        self.dispatcher = dispatcher
+
+    def _context(self, uow: UnitOfWork, conversation: Conversation, now: datetime) -> StepContext:
+        return StepContext(
+            data=conversation.data,
+            language=conversation.language or DEFAULT_LANGUAGE,
+            now=now,
+            zone=self.config.zone,
+            patient_id=conversation.patient_id,
+            queries=BookingQueries(uow, self.config, now, conversation),
+            commands=CommandExecutor(uow, conversation, self.config, now, self.dispatcher),
+            settings={"change_cutoff_hours": self.config.change_cutoff.total_seconds() / 3600},
+        )
+
+    async def _load(self, uow: UnitOfWork, phone: str, channel: str, now: datetime) -> Conversation:
+        patient = await patients.find_patient_by_phone(uow, phone=phone)
+        registered = patient is not None and patient.consented_at is not None
+        home = HOME_TARGETS.registered if registered else HOME_TARGETS.unregistered
+        conversation = await store.load_or_create(
+            uow,
+            phone=phone,
+            channel=channel,
+            flow=home.flow,
+            state=home.state or self.engine.flows[home.flow].initial.name,
+            patient_id=patient.id if registered and patient else None,
+            language=patient.language if patient else None,
+            now=now,
+        )
+        if registered and patient and conversation.patient_id is None:
+            conversation.patient_id = patient.id
+        return conversation
+
+    async def handle_ussd(self, *, session_id: str, phone: str, text: str) -> StepResult:
+        """Apply one Africa's Talking USSD request, whose `text` holds the whole session's input."""
+        for attempt in range(MAX_STALE_RETRIES):
+            try:
+                return await self._handle_ussd_once(session_id, phone, text)
+            except store.StaleConversation:
+                log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
+        raise store.StaleConversation("conversation kept changing; gave up")
+
+    async def _handle_ussd_once(self, session_id: str, phone: str, text: str) -> StepResult:
+        limits = USSD_LIMITS
+        now = self.clock.now()
+        async with self.database.unit_of_work() as uow:
+            conversation = await self._load(uow, phone, "ussd", now)
+            before = f"{conversation.flow}.{conversation.state}"
+            same_session = conversation.session_id == session_id
+            if same_session and conversation.session_input == text and conversation.last_reply:
+                # The gateway sent this request again: answer as before and change nothing.
+                return StepResult(
+                    conversation.last_reply, conversation.id, before, before, duplicate=True
+                )
+
+            answers = split_ussd_text(text)
+            applied = split_ussd_text(conversation.session_input or "") if same_session else []
+            context = self._context(uow, conversation, now)
+            conversation.channel = "ussd"
+            if same_session and answers[: len(applied)] == applied and conversation.last_reply:
+                pending = answers[len(applied) :]
+                reply = conversation.last_reply
+            else:
+                # A new dial, or input that does not extend what was applied: replay it all
+                # from the opening screen, which gives the same result as stepping one by one.
+                reply = await self.engine.start(conversation, context, limits)
+                pending = answers
+            for answer in pending:
+                if reply.end:
+                    break
+                reply = await self.engine.step(conversation, Input.of_text(answer), context, limits)
+                context.language = conversation.language or context.language
+
+            conversation.session_id = session_id
+            conversation.session_input = text
+            conversation.last_reply = reply
+            self.engine.touch(conversation, now)
+            await store.save(uow, conversation, now=now)
+            after = f"{conversation.flow}.{conversation.state}"
+            return StepResult(reply, conversation.id, before, after)
+
+    async def language_for(self, phone: str) -> str | None:
+        """Return the patient's language, for an apology when a step failed."""
+        async with self.database.unit_of_work() as uow:
+            patient = await patients.find_patient_by_phone(uow, phone=phone)
+        return patient.language if patient else None
+
+
+# USSD: 182 GSM-7 characters per screen, less the 4 of "CON " or "END ".
+USSD_LIMITS = ScreenLimits(max_chars=178, max_choices=9, gsm7_only=True)

@@ -1,0 +1,147 @@
+"""The channel-neutral forms that flow through the engine: inputs, screens and replies."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Navigation keys shared by every channel.
+BACK = "0"
+HOME = "00"
+MORE = "98"
+
+
+class InputKind(enum.StrEnum):
+    TEXT = "text"
+    EMPTY = "empty"
+    MEDIA = "media"
+    LOCATION = "location"
+    CONTACT = "contact"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One thing the patient sent: a keypress sequence, a chat message, a photo."""
+
+    kind: InputKind
+    text: str = ""
+
+    @classmethod
+    def of_text(cls, raw: str | None) -> Input:
+        text = (raw or "").strip()
+        return cls(InputKind.TEXT, text) if text else cls(InputKind.EMPTY)
+
+
+class Text:
+    """A message id from the catalogues and its placeholders, translated when rendered."""
+
+    __slots__ = ("id", "params")
+
+    def __init__(self, id: str, **params: Any) -> None:  # the message id
+        self.id = id
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"Text({self.id!r}, **{self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.id, self.params) == (other.id, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+Label = Text | str  # A plain str is data shown as is, such as a doctor's name.
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An option on a screen: what the flow receives (`value`) and what the patient sees."""
+
+    value: str
+    label: Label
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What a step shows: a body, optional choices, and whether the conversation ends here."""
+
+    body: tuple[Text, ...]
+    choices: tuple[Choice, ...] = ()
+    accepts_text: bool = False
+    end: bool = False
+    # Shown when the choice list is empty, in place of the choices.
+    empty: Text | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A rendered screen in the patient's language, ready for a channel to format."""
+
+    body: str
+    options: tuple[Option, ...] = ()
+    navigation: tuple[Option, ...] = ()
+    end: bool = False
+
+    def as_text(self) -> str:
+        lines = [self.body] if self.body else []
+        lines += [f"{option.key}. {option.label}" for option in self.options]
+        lines += [f"{option.key}. {option.label}" for option in self.navigation]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "body": self.body,
+            "options": [[o.key, o.label] for o in self.options],
+            "navigation": [[o.key, o.label] for o in self.navigation],
+            "end": self.end,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reply:
+        return cls(
+            body=data["body"],
+            options=tuple(Option(key, label) for key, label in data["options"]),
+            navigation=tuple(Option(key, label) for key, label in data["navigation"]),
+            end=bool(data["end"]),
+        )
+
+
+@dataclass(frozen=True)
+class ScreenLimits:
+    """How much one reply may hold on a channel.
+
+    `max_chars` counts GSM-7 septets and includes everything the channel adds (USSD's `CON `).
+    """
+
+    max_chars: int | None
+    max_choices: int = 9
+    gsm7_only: bool = False
+
+
+@dataclass
+class Conversation:
+    """One patient's place in the dialog, persisted between messages."""
+
+    phone: str
+    flow: str
+    state: str
+    channel: str
+    id: int | None = None
+    patient_id: int | None = None
+    language: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    back_stack: list[tuple[str, str]] = field(default_factory=list)
+    session_id: str | None = None
+    session_input: str | None = None
+    last_reply: Reply | None = None
+    version: int = 0
+    expires_at: datetime | None = None

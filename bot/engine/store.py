@@ -1,0 +1,115 @@
+"""Loading and saving conversations; one row per patient phone number across channels."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from bot.engine.model import Conversation, Reply
+from core.db.database import Row, Sql, UnitOfWork
+
+
+class StaleConversation(Exception):
+    """Another writer saved the conversation first; the step must be retried on fresh state."""
+
+
+CREATE = Sql(
+    """
+    INSERT INTO conversations (
+        phone, patient_id, language, flow, state, data, back_stack, channel, version,
+        last_reply_end, created_at, updated_at
+    ) VALUES (
+        :phone, :patient_id, :language, :flow, :state, '{}', '[]', :channel, 0,
+        false, :now, :now
+    )
+    ON CONFLICT (phone) DO NOTHING
+    """
+)
+
+LOAD = Sql("SELECT * FROM conversations WHERE phone = :phone{for_update}")
+
+SAVE = Sql(
+    """
+    UPDATE conversations
+    SET patient_id = :patient_id, language = :language, flow = :flow, state = :state,
+        data = :data, back_stack = :back_stack, channel = :channel, session_id = :session_id,
+        session_input = :session_input, last_reply = :last_reply,
+        last_reply_end = :last_reply_end, expires_at = :expires_at,
+        version = version + 1, updated_at = :now
+    WHERE id = :id AND version = :version
+    """
+)
+
+
+def _from_row(row: Row) -> Conversation:
+    last_reply = json.loads(row["last_reply"]) if row["last_reply"] else None
+    return Conversation(
+        id=row["id"],
+        phone=row["phone"],
+        patient_id=row["patient_id"],
+        language=row["language"],
+        flow=row["flow"],
+        state=row["state"],
+        channel=row["channel"],
+        data=json.loads(row["data"]),
+        back_stack=[(flow, state) for flow, state in json.loads(row["back_stack"])],
+        session_id=row["session_id"],
+        session_input=row["session_input"],
+        last_reply=Reply.from_json(last_reply) if last_reply else None,
+        version=row["version"],
+        expires_at=row["expires_at"],
+    )
+
+
+async def load_or_create(
+    uow: UnitOfWork,
+    *,
+    phone: str,
+    channel: str,
+    flow: str,
+    state: str,
+    patient_id: int | None,
+    language: str | None,
+    now: datetime,
+) -> Conversation:
+    """Return the patient's conversation, locked for this transaction, creating it if needed."""
+    row = await uow.one(LOAD, phone=phone)
+    if row is None:
+        await uow.execute(
+            CREATE,
+            phone=phone,
+            patient_id=patient_id,
+            language=language,
+            flow=flow,
+            state=state,
+            channel=channel,
+            now=now,
+        )
+        row = await uow.one(LOAD, phone=phone)
+        assert row is not None
+    return _from_row(row)
+
+
+async def save(uow: UnitOfWork, conversation: Conversation, *, now: datetime) -> None:
+    reply = conversation.last_reply
+    updated = await uow.execute(
+        SAVE,
+        id=conversation.id,
+        version=conversation.version,
+        patient_id=conversation.patient_id,
+        language=conversation.language,
+        flow=conversation.flow,
+        state=conversation.state,
+        data=json.dumps(conversation.data, ensure_ascii=False),
+        back_stack=json.dumps(conversation.back_stack),
+        channel=conversation.channel,
+        session_id=conversation.session_id,
+        session_input=conversation.session_input,
+        last_reply=json.dumps(reply.to_json(), ensure_ascii=False) if reply else None,
+        last_reply_end=bool(reply and reply.end),
+        expires_at=conversation.expires_at,
+        now=now,
+    )
+    if updated != 1:
+        raise StaleConversation(f"conversation {conversation.id} changed since it was loaded")
+    conversation.version += 1

@@ -1,0 +1,3 @@
+from myafya.cli import main
+
+main()

@@ -1,0 +1,143 @@
+"""The composition root: the only place that picks concrete adapters and wires the routes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.channels.sms.africastalking import AfricasTalkingSmsSender
+from bot.channels.ussd.webhook import UssdWebhook
+from bot.engine.host import ConversationHost, HostConfig
+from bot.flows import FLOWS
+from core.clock import Clock, SystemClock
+from core.db.database import open_database
+from core.notify.dispatch import OutboxDispatcher
+from myafya.metrics import CONTENT_TYPE_LATEST, Metrics
+from myafya.settings import Settings
+from sandbox.app import add_sandbox_routes
+from sandbox.store import SandboxStore
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_DIR = Path(__file__).parent / "simulator"
+
+
+@dataclass
+class Services:
+    """Everything the routes share, built at start-up and closed at shutdown."""
+
+    settings: Settings
+    clock: Clock
+    database: object
+    host: ConversationHost
+    dispatcher: OutboxDispatcher
+    metrics: Metrics
+    sandbox_store: SandboxStore | None
+
+
+SERVICES = web.AppKey("services", Services)
+USSD_WEBHOOK = web.AppKey("ussd_webhook", UssdWebhook)
+
+
+def host_config(settings: Settings) -> HostConfig:
+    return HostConfig(
+        zone=settings.zone,
+        booking_lead=timedelta(minutes=settings.booking_lead_minutes),
+        booking_horizon_days=settings.booking_horizon_days,
+        change_cutoff=timedelta(hours=settings.change_cutoff_hours),
+        inactivity_timeout=timedelta(minutes=settings.conversation_timeout_minutes),
+        ussd_service_code=settings.ussd_service_code,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    self_url: str,
+    clock: Clock | None = None,
+    sandbox_store: SandboxStore | None = None,
+) -> web.Application:
+    """Build the web application; `self_url` is where this server listens, for the sandbox."""
+    clock = clock or SystemClock()
+    app = web.Application()
+    metrics = Metrics()
+    store = (sandbox_store or SandboxStore()) if settings.sandbox_on else None
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        database = await open_database(settings.database_url)
+        username, api_key = settings.at_credentials
+        sms = AfricasTalkingSmsSender(
+            username=username,
+            api_key=api_key,
+            sender_id=settings.at_sender_id,
+            base_url=f"{self_url}/sandbox/africastalking" if settings.sandbox_on else None,
+        )
+        dispatcher = OutboxDispatcher(database=database, clock=clock, senders={"sms": sms})
+        host = ConversationHost(
+            database=database,
+            clock=clock,
+            config=host_config(settings),
+            flows=FLOWS,
+            dispatcher=dispatcher,
+        )
+        app[SERVICES] = Services(settings, clock, database, host, dispatcher, metrics, store)
+        ussd = UssdWebhook(host=host, clock=clock, metrics=metrics)
+        app[USSD_WEBHOOK] = ussd
+        yield
+        await dispatcher.drain()
+        await database.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def ussd_step(request: web.Request) -> web.StreamResponse:
+        return await request.app[USSD_WEBHOOK].handle_step(request)
+
+    async def ussd_events(request: web.Request) -> web.StreamResponse:
+        return await request.app[USSD_WEBHOOK].handle_session_end(request)
+
+    app.router.add_post("/webhooks/africastalking/ussd", ussd_step)
+    app.router.add_post("/webhooks/africastalking/ussd/events", ussd_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+
+    if settings.sandbox_on:
+        assert store is not None
+        username, api_key = settings.at_credentials
+        add_sandbox_routes(
+            app,
+            store=store,
+            clock=clock,
+            at_username=username,
+            at_api_key=api_key,
+            at_sender_ids=frozenset({settings.at_sender_id})
+            if settings.at_sender_id
+            else frozenset(),
+        )
+        from myafya.simulator.routes import add_simulator_routes
+
+        add_simulator_routes(app, service_code=settings.ussd_service_code)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        await services.database.ping()  # type: ignore[attr-defined]
+    except Exception as exc:
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ready", "database": "ok"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = request.app[SERVICES].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

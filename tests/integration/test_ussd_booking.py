@@ -1,0 +1,240 @@
+"""Booking over USSD through the real webhook, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+from bot.engine.gsm7 import is_gsm7, septets
+from tests.integration.ussd_screens import first_option, number_of
+
+PHONE = "+254700000101"
+REFERENCE = re.compile(r"MA-[A-Z0-9]{6}")
+
+
+async def walk_booking(
+    service, session: str, phone: str, prefix: str, *, later_day: bool = False
+) -> tuple[str, str]:
+    """Book the first free time of the first doctor; return the final screen and the input.
+
+    With `later_day`, take the second day offered, which is beyond the change cut-off.
+    """
+    text = prefix
+    for step in ("specialty", "doctor", "day", "time", "confirm"):
+        status, screen = await service.ussd(session, phone, text)
+        assert status == 200
+        assert screen.startswith("CON "), screen
+        choice = first_option(screen)
+        if step == "day" and later_day:
+            choice = str(int(choice) + 1)
+        text = f"{text}*{choice}"
+    status, screen = await service.ussd(session, phone, text)
+    assert status == 200
+    return screen, text
+
+
+async def test_register_and_book_in_english(service) -> None:
+    status, screen = await service.ussd("ATUid_en01", PHONE, "")
+    assert status == 200
+    assert screen.startswith("CON Welcome to MyAfya")
+    assert "1. English" in screen
+    assert "2. Kiswahili" in screen
+
+    _, screen = await service.ussd("ATUid_en01", PHONE, "1")
+    assert "full name" in screen
+    _, screen = await service.ussd("ATUid_en01", PHONE, "1*Test Patient")
+    assert "Privacy" in screen
+    _, screen = await service.ussd("ATUid_en01", PHONE, "1*Test Patient*1")
+    assert "Thank you, Test Patient" in screen
+    assert number_of(screen, "Book a doctor") == "1"
+
+    final, _ = await walk_booking(service, "ATUid_en01", PHONE, "1*Test Patient*1*1")
+    assert final.startswith("END Booked!"), final
+    reference = REFERENCE.search(final).group(0)
+
+    messages = await service.sent_sms()
+    assert len(messages) == 1
+    assert messages[0]["to"] == PHONE
+    assert reference in messages[0]["text"]
+    assert "your appointment with Dr." in messages[0]["text"]
+    assert (
+        await service.scalar("SELECT status FROM appointments WHERE reference = :r", r=reference)
+        == "booked"
+    )
+    assert (
+        await service.scalar(
+            "SELECT provider_message_id FROM outbox_messages WHERE status = 'sent'"
+        )
+        == messages[0]["provider_message_id"]
+    )
+
+
+async def test_register_and_book_in_kiswahili(service) -> None:
+    phone = "+254700000102"
+    _, screen = await service.ussd("ATUid_sw01", phone, "2")
+    assert "Tafadhali andika jina lako kamili" in screen
+    _, screen = await service.ussd("ATUid_sw01", phone, "2*Mteja Test")
+    assert "Faragha" in screen
+    _, screen = await service.ussd("ATUid_sw01", phone, "2*Mteja Test*1")
+    assert "Asante, Mteja Test" in screen
+    assert "Weka miadi na daktari" in screen
+
+    final, _ = await walk_booking(service, "ATUid_sw01", phone, "2*Mteja Test*1*1")
+    assert final.startswith("END Miadi imewekwa!"), final
+    reference = REFERENCE.search(final).group(0)
+    messages = await service.sent_sms()
+    assert "miadi yako na" in messages[0]["text"]
+    assert reference in messages[0]["text"]
+
+
+async def test_first_request_can_carry_input(service) -> None:
+    await service.register(PHONE)
+    _, stepwise = await service.ussd("ATUid_step", PHONE, "")
+    _, stepwise = await service.ussd("ATUid_step", PHONE, "1")
+    _, stepwise = await service.ussd("ATUid_step", PHONE, "1*1")
+    _, at_once = await service.ussd("ATUid_once", PHONE, "1*1")
+    assert at_once == stepwise
+
+
+async def test_duplicate_request_changes_nothing(service) -> None:
+    await service.register(PHONE)
+    prefix = "1"
+    _, final_input = await walk_booking(service, "ATUid_dup", PHONE, prefix)
+    version = await service.scalar("SELECT version FROM conversations WHERE phone = :p", p=PHONE)
+    _, first = await service.ussd("ATUid_dup", PHONE, final_input)
+    _, second = await service.ussd("ATUid_dup", PHONE, final_input)
+    assert first == second
+    assert first.startswith("END Booked!")
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
+    assert (
+        await service.scalar("SELECT version FROM conversations WHERE phone = :p", p=PHONE)
+        == version
+    )
+    assert len(await service.sent_sms()) == 1
+
+
+async def test_book_cancel_and_rebook_same_slot(service) -> None:
+    await service.register(PHONE)
+    final, _ = await walk_booking(service, "ATUid_c1", PHONE, "1", later_day=True)
+    reference = REFERENCE.search(final).group(0)
+    slot_id = await service.scalar(
+        "SELECT slot_id FROM appointments WHERE reference = :r", r=reference
+    )
+
+    _, screen = await service.ussd("ATUid_c2", PHONE, "2")
+    assert "Your appointments" in screen
+    _, screen = await service.ussd("ATUid_c2", PHONE, "2*1")
+    assert reference in screen
+    _, screen = await service.ussd("ATUid_c2", PHONE, "2*1*1")
+    assert "Cancel your appointment" in screen
+    _, screen = await service.ussd("ATUid_c2", PHONE, "2*1*1*1")
+    assert screen == f"END Appointment {reference} is cancelled."
+    assert (
+        await service.scalar("SELECT status FROM appointments WHERE reference = :r", r=reference)
+        == "cancelled"
+    )
+
+    # The same answers pick the same (now free again) first slot.
+    final, _ = await walk_booking(service, "ATUid_c3", PHONE, "1", later_day=True)
+    assert final.startswith("END Booked!")
+    assert (
+        await service.scalar(
+            "SELECT COUNT(*) FROM appointments WHERE slot_id = :s AND status = 'booked'", s=slot_id
+        )
+        == 1
+    )
+    texts = [m["text"] for m in await service.sent_sms()]
+    assert any("is cancelled" in text for text in texts)
+
+
+async def test_reschedule_keeps_reference(service) -> None:
+    await service.register(PHONE)
+    final, _ = await walk_booking(service, "ATUid_r1", PHONE, "1", later_day=True)
+    reference = REFERENCE.search(final).group(0)
+    old_slot = await service.scalar(
+        "SELECT slot_id FROM appointments WHERE reference = :r", r=reference
+    )
+
+    _, screen = await service.ussd("ATUid_r2", PHONE, "2*1*2")
+    assert "Choose a new day" in screen
+    text = "2*1*2*" + str(int(first_option(screen)) + 1)
+    _, screen = await service.ussd("ATUid_r2", PHONE, text)
+    # The first time of that day is the patient's own slot; take the second one.
+    second = sorted(n for n in re.findall(r"^(\d+)\. \d\d:\d\d$", screen, re.MULTILINE))[1]
+    _, screen = await service.ussd("ATUid_r2", PHONE, f"{text}*{second}")
+    assert f"Move {reference}" in screen
+    _, screen = await service.ussd("ATUid_r2", PHONE, f"{text}*{second}*1")
+    assert screen.startswith(f"END Done. {reference} is now on")
+    new_slot = await service.scalar(
+        "SELECT slot_id FROM appointments WHERE reference = :r", r=reference
+    )
+    assert new_slot != old_slot
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
+
+
+async def test_language_switch(service) -> None:
+    await service.register(PHONE)
+    _, screen = await service.ussd("ATUid_lang", PHONE, "3")
+    assert "Choose your language" in screen
+    _, screen = await service.ussd("ATUid_lang", PHONE, "3*2")
+    assert "Lugha yako sasa ni Kiswahili" in screen
+    assert "Weka miadi na daktari" in screen
+    assert await service.scalar("SELECT language FROM patients WHERE phone = :p", p=PHONE) == "sw"
+
+
+async def test_help_screen(service) -> None:
+    await service.register(PHONE)
+    _, screen = await service.ussd("ATUid_help", PHONE, "4")
+    assert "00 to the menu" in screen
+    _, again = await service.ussd("ATUid_help", PHONE, "4*5")
+    assert "Reply 0 to go back" in again
+
+
+async def test_declined_consent_ends_without_patient(service) -> None:
+    _, screen = await service.ussd("ATUid_no", PHONE, "1*Test Patient*2")
+    assert screen.startswith("END We cannot book")
+    assert await service.scalar("SELECT COUNT(*) FROM patients WHERE consented_at IS NOT NULL") == 0
+
+
+async def test_invalid_name_reprompts(service) -> None:
+    _, screen = await service.ussd("ATUid_name", PHONE, "1*x")
+    assert screen.startswith("CON Please type a name of 2 to 60 letters.")
+    _, screen = await service.ussd("ATUid_name", PHONE, "1*x*12345")
+    assert "Please type a name" in screen
+
+
+async def test_every_screen_fits_ussd(service) -> None:
+    """Walk the main screens in both languages: 182 septets at most, GSM-7 only."""
+    phones = {"en": "+254700000103", "sw": "+254700000104"}
+    for language, phone in phones.items():
+        await service.register(phone, language=language)
+        for text in [
+            "",
+            "1",
+            "1*1",
+            "1*1*1",
+            "1*1*1*1",
+            "1*1*1*1*1",
+            "2",
+            "3",
+            "4",
+            "1*98",
+            "1*1*1*98",
+            "1*1*1*98*98",
+            "9",
+            "1*1*1*1*1*2",
+        ]:
+            _, screen = await service.ussd(f"ATUid_fit_{language}", phone, text)
+            assert screen.startswith(("CON ", "END ")), screen
+            assert is_gsm7(screen), screen
+            assert septets(screen) <= 182, (len(screen), screen)
+
+
+async def test_cancel_inside_cutoff_is_refused(service) -> None:
+    await service.register(PHONE)
+    final, _ = await walk_booking(service, "ATUid_late1", PHONE, "1")  # today, 09:30
+    reference = REFERENCE.search(final).group(0)
+    _, screen = await service.ussd("ATUid_late2", PHONE, "2*1*1*1")
+    assert screen.startswith("CON Appointments cannot be changed less than 2 hours")
+    assert await service.scalar(
+        "SELECT status FROM appointments WHERE reference = :r", r=reference
+    ) == "booked"
