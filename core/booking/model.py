@@ -38,6 +38,7 @@ class Doctor:
     specialty_id: int
     fee_kes: int
     slot_minutes: int
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Appointment:
     starts_at: datetime  # aware, UTC
     status: AppointmentStatus
     fee_kes: int
+    ends_at: datetime | None = None  # aware, UTC: the end of the slot
+    channel: str = ""  # channel the appointment was booked on, e.g. "ussd"
+    # Starts at 1 and goes up with every cancel or reschedule, so jobs can spot stale work.
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,3 +79,11 @@ class ScheduleException:
     available: bool
     starts: str | None = None
     ends: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotSyncResult:
+    """Numbers of slots a schedule sync inserted and deleted."""
+
+    created: int
+    deleted: int
