@@ -13,7 +13,8 @@ from core.identity.patients import get_or_create_patient
 NAIROBI = ZoneInfo("Africa/Nairobi")
 LEAD = timedelta(minutes=15)
 CUTOFF = timedelta(hours=2)
-# The B14 slot: Dr. Test Kamau on Monday 1 February 2027, 10:00 to 10:30 in Nairobi.
+# The slot the double-booking tests race for: Dr. Test Kamau, Monday 1 February 2027,
+# 10:00 to 10:30 in Nairobi.
 KAMAU_SLOT_START = datetime(2027, 2, 1, 7, 0, tzinfo=UTC)
 
 INSERT_CLINIC = Sql("INSERT INTO clinics (name, timezone) VALUES (:name, :tz) RETURNING id")

@@ -15,7 +15,8 @@ from core.identity.patients import (
     set_language,
 )
 
-B11_FORMS = [
+# One Kenyan number in the shapes patients type it.
+KENYAN_FORMS = [
     "0700 000 105",
     "+254 700 000 105",
     "254700000105",
@@ -29,7 +30,7 @@ COUNT_PATIENTS = Sql("SELECT COUNT(*) FROM patients")
 async def test_patient_phone_forms_share_one_row(database, clock) -> None:
     async with database.unit_of_work() as uow:
         patients = [
-            await get_or_create_patient(uow, phone=raw, now=clock.now()) for raw in B11_FORMS
+            await get_or_create_patient(uow, phone=raw, now=clock.now()) for raw in KENYAN_FORMS
         ]
         count = await uow.scalar(COUNT_PATIENTS)
     assert {patient.id for patient in patients} == {patients[0].id}
@@ -39,7 +40,7 @@ async def test_patient_phone_forms_share_one_row(database, clock) -> None:
 
 async def test_patient_phone_forms_in_separate_units(database, clock) -> None:
     ids = set()
-    for raw in B11_FORMS:
+    for raw in KENYAN_FORMS:
         async with database.unit_of_work() as uow:
             ids.add((await get_or_create_patient(uow, phone=raw, now=clock.now())).id)
     assert len(ids) == 1
@@ -50,7 +51,7 @@ async def test_patient_first_contact_race(database, clock) -> None:
         async with database.unit_of_work() as uow:
             return (await get_or_create_patient(uow, phone=raw, now=clock.now())).id
 
-    ids = await asyncio.gather(*(first_contact(raw) for raw in B11_FORMS * 3))
+    ids = await asyncio.gather(*(first_contact(raw) for raw in KENYAN_FORMS * 3))
     async with database.unit_of_work() as uow:
         count = await uow.scalar(COUNT_PATIENTS)
     assert len(set(ids)) == 1
