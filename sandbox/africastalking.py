@@ -9,7 +9,6 @@ Every recipient it accepts is recorded in the `SandboxStore`.
 from __future__ import annotations
 
 import asyncio
-
 import hmac
 import json
 import logging

@@ -19,14 +19,14 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
-# Long enough to outlast a USSD gateway's wait for a reply, short enough for a test.
-MAX_FAULT_DELAY_SECONDS = 30
-
 from core.clock import Clock
 from sandbox.africastalking import SMS_FAULT_SERVICE, AfricasTalkingSmsFake, is_valid_e164
 from sandbox.store import SandboxMessage, SandboxStore
 
 log = logging.getLogger(__name__)
+
+# Long enough to outlast a USSD gateway's wait for a reply, short enough for a test.
+MAX_FAULT_DELAY_SECONDS = 30
 
 FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE})
 
@@ -91,7 +91,9 @@ class _SandboxControl:
             delay_seconds = body.get("delay_seconds", 0)
             count = _required_field(body, "count", int)
             if http_status is None and not delay_seconds:
-                raise _InvalidField("http_status", "missing; give http_status, delay_seconds or both")
+                raise _InvalidField(
+                    "http_status", "missing; give http_status, delay_seconds or both"
+                )
             if http_status is not None and (
                 not isinstance(http_status, int) or isinstance(http_status, bool)
             ):

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from myafya.settings import SANDBOX_AT_API_KEY, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("MYAFYA_") and key not in ("MYAFYA_REQUIRE_SERVICES",):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_use_sandbox_and_sqlite() -> None:
+    settings = load_settings(env_file=None)
+    assert settings.sandbox_on
+    assert settings.database_url == "sqlite:///var/myafya.db"
+    assert settings.timezone == "Africa/Nairobi"
+    assert settings.at_credentials[1] == SANDBOX_AT_API_KEY
+
+
+def test_credentials_turn_sandbox_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_AT_USERNAME", "testclinic")
+    monkeypatch.setenv("MYAFYA_AT_API_KEY", "test-key")
+    settings = load_settings(env_file=None)
+    assert not settings.sandbox_on
+    assert settings.at_credentials == ("testclinic", "test-key")
+
+
+def test_sandbox_forced_on_with_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_AT_USERNAME", "testclinic")
+    monkeypatch.setenv("MYAFYA_AT_API_KEY", "test-key")
+    monkeypatch.setenv("MYAFYA_SANDBOX", "1")
+    assert load_settings(env_file=None).sandbox_on
+
+
+def test_unknown_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_DATABSE_URL", "sqlite:///x.db")
+    with pytest.raises(SettingsError, match="unknown setting MYAFYA_DATABSE_URL"):
+        load_settings(env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MYAFYA_TIMEZONE", "Mars/Olympus"),
+        ("MYAFYA_CONVERSATION_TIMEOUT_MINUTES", "0"),
+        ("MYAFYA_CONVERSATION_TIMEOUT_MINUTES", "ten"),
+        ("MYAFYA_DATABASE_URL", "mysql://u@h/db"),
+        ("MYAFYA_SANDBOX", "perhaps"),
+        ("MYAFYA_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"invalid setting {name}"):
+        load_settings(env_file=None)
+
+
+def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MYAFYA_CHANGE_CUTOFF_HOURS=6\n")
+    assert load_settings(env_file=env_file).change_cutoff_hours == 6
+
+
+def test_unknown_setting_in_env_file_is_named(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MYAFYA_NOPE=1\n")
+    with pytest.raises(SettingsError, match="MYAFYA_NOPE"):
+        load_settings(env_file=env_file)
+
+
+def test_secret_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_AT_API_KEY", "very-secret-key")
+    monkeypatch.setenv("MYAFYA_AT_USERNAME", "testclinic")
+    assert "very-secret-key" not in repr(load_settings(env_file=None))
