@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +15,7 @@ from bot.channels.sms.africastalking import AfricasTalkingSmsSender
 from bot.channels.ussd.webhook import UssdWebhook
 from bot.engine.host import ConversationHost, HostConfig
 from bot.flows import FLOWS
+from core.booking.schedules import extend_all_slots
 from core.clock import Clock, SystemClock
 from core.db.database import open_database
 from core.notify.dispatch import OutboxDispatcher
@@ -23,7 +26,7 @@ from sandbox.store import SandboxStore
 
 log = logging.getLogger(__name__)
 
-SIMULATOR_DIR = Path(__file__).parent / "simulator"
+SLOT_REFRESH_SECONDS = 3600
 
 
 @dataclass
@@ -87,7 +90,13 @@ def create_app(
         app[SERVICES] = Services(settings, clock, database, host, dispatcher, metrics, store)
         ussd = UssdWebhook(host=host, clock=clock, metrics=metrics)
         app[USSD_WEBHOOK] = ussd
+        slot_keeper = asyncio.get_running_loop().create_task(
+            keep_slots_ahead(database, clock, settings)
+        )
         yield
+        slot_keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slot_keeper
         await dispatcher.drain()
         await database.close()
 
@@ -122,6 +131,24 @@ def create_app(
 
         add_simulator_routes(app, service_code=settings.ussd_service_code)
     return app
+
+
+async def keep_slots_ahead(database: Any, clock: Clock, settings: Settings) -> None:
+    """Generate slots for the booking horizon at start-up and then every hour, so a service
+    that runs for weeks keeps offering days ahead. Generation is idempotent."""
+    while True:
+        try:
+            async with database.unit_of_work() as uow:
+                result = await extend_all_slots(
+                    uow,
+                    now=clock.now(),
+                    days=settings.booking_horizon_days,
+                    clinic_zone=settings.zone,
+                )
+            log.info("slots extended", extra={"created": result.created, "deleted": result.deleted})
+        except Exception:
+            log.exception("extending slots failed; retrying in an hour")
+        await asyncio.sleep(SLOT_REFRESH_SECONDS)
 
 
 async def healthz(request: web.Request) -> web.Response:
