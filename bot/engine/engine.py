@@ -44,13 +44,13 @@ PAGE_KEY = "_page"
 HAS_MORE_KEY = "_more"
 ACCEPTS_TEXT_KEY = "_text"
 
-# Longest list a screen pages through; keeps option numbers clear of 98.
+# Maximum number of choices a screen pages through, which keeps option numbers below 98.
 MAX_LIST = 90
 
 
 @dataclass(frozen=True)
 class HomeTargets:
-    """Where `00` and a finished flow lead: registration until the patient has consented."""
+    """Targets of `00` and of a finished flow: registration until the patient has consented."""
 
     registered: FlowRef
     unregistered: FlowRef

@@ -292,7 +292,7 @@ class ConversationHost:
         return conversation
 
     async def handle_ussd(self, *, session_id: str, phone: str, text: str) -> StepResult:
-        """Apply one Africa's Talking USSD request, whose `text` holds the whole session's input."""
+        """Apply one Africa's Talking USSD request, whose `text` contains the session's input."""
         for attempt in range(MAX_STALE_RETRIES):
             try:
                 return await self._handle_ussd_once(session_id, phone, text)
@@ -308,7 +308,7 @@ class ConversationHost:
             before = f"{conversation.flow}.{conversation.state}"
             same_session = conversation.session_id == session_id
             if same_session and conversation.session_input == text and conversation.last_reply:
-                # The gateway sent this request again: answer as before and change nothing.
+                # The gateway sent this request again: return the stored reply, change nothing.
                 return StepResult(
                     conversation.last_reply, conversation.id, before, before, duplicate=True
                 )

@@ -66,7 +66,7 @@ class Choice:
 
 @dataclass(frozen=True)
 class Screen:
-    """What a step shows: a body, optional choices, and whether the conversation ends here."""
+    """The content of one step: a body, optional choices, and whether the conversation ends."""
 
     body: tuple[Text, ...]
     choices: tuple[Choice, ...] = ()

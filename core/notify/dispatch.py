@@ -1,7 +1,7 @@
 """Send outbox rows through a channel's sender once their transaction has committed.
 
-NOTE: a row left `queued` after a failed attempt waits for the next dispatch of that id; no
-loop re-sends queued rows yet, so a provider outage leaves them queued with `last_error` set.
+NOTE: no loop re-sends queued rows yet. A row put back to `queued` after a transient failure
+keeps its `last_error` and waits until something dispatches its id again.
 """
 
 from __future__ import annotations

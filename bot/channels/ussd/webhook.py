@@ -81,7 +81,12 @@ class UssdWebhook:
             return _text_response(await self._apology_for(ussd.phone))
 
         body = render_ussd(result.reply)
-        outcome = "duplicate" if result.duplicate else ("end" if result.reply.end else "continue")
+        if result.duplicate:
+            outcome = "duplicate"
+        elif result.reply.end:
+            outcome = "end"
+        else:
+            outcome = "continue"
         elapsed_ms = self._observe(outcome, started)
         log.info(
             "ussd step",
