@@ -64,9 +64,12 @@ def cpu_model() -> str:
 
 
 def machine_summary() -> str:
+    """Describe the machine, with its load average, because other processes share this host."""
+    load = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
     return (
         f"nproc {os.cpu_count()}, CPU {cpu_model()}, Python {platform.python_version()}"
-        f" ({platform.python_implementation()}), kernel {platform.release()}"
+        f" ({platform.python_implementation()}), kernel {platform.release()},"
+        f" load average 1/5/15 min {load}"
     )
 
 
