@@ -12,13 +12,16 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.sms.africastalking import AfricasTalkingSmsSender
+from bot.channels.sms.delivery_reports import AfricasTalkingDeliveryReports
 from bot.channels.ussd.webhook import UssdWebhook
 from bot.engine.host import ConversationHost, HostConfig
 from bot.flows import FLOWS
 from core.booking.schedules import extend_all_slots
 from core.clock import Clock, SystemClock
 from core.db.database import open_database
-from core.notify.dispatch import OutboxDispatcher
+from core.notify.dispatch import BlockingSender, OutboxDispatcher
+from core.notify.outbox import count_by_status
+from jobs.system import JobsConfig, JobSystem
 from myafya.metrics import CONTENT_TYPE_LATEST, Metrics
 from myafya.settings import Settings
 from sandbox.app import add_sandbox_routes
@@ -40,10 +43,12 @@ class Services:
     dispatcher: OutboxDispatcher
     metrics: Metrics
     sandbox_store: SandboxStore | None
+    jobs: JobSystem | None = None
 
 
 SERVICES = web.AppKey("services", Services)
 USSD_WEBHOOK = web.AppKey("ussd_webhook", UssdWebhook)
+SMS_DELIVERY_REPORTS = web.AppKey("sms_delivery_reports", AfricasTalkingDeliveryReports)
 
 
 def host_config(settings: Settings) -> HostConfig:
@@ -54,6 +59,36 @@ def host_config(settings: Settings) -> HostConfig:
         change_cutoff=timedelta(hours=settings.change_cutoff_hours),
         inactivity_timeout=timedelta(minutes=settings.conversation_timeout_minutes),
         ussd_service_code=settings.ussd_service_code,
+        delivery=settings.delivery_policy,
+    )
+
+
+# Worker threads of the embedded job system inside `myafya serve`. SQLite takes one writer at a
+# time, and a send spends most of its time waiting on the provider, so a few threads suffice.
+EMBEDDED_WORKER_THREADS = 4
+
+
+def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> JobsConfig:
+    """Describe the job system; senders point at this server's sandbox when it is on."""
+    username, api_key = settings.at_credentials
+    base_url = f"{self_url}/sandbox/africastalking" if settings.sandbox_on else None
+
+    def build_senders() -> dict[str, BlockingSender]:
+        sms = AfricasTalkingSmsSender(
+            username=username,
+            api_key=api_key,
+            sender_id=settings.at_sender_id,
+            base_url=base_url,
+        )
+        return {"sms": sms}
+
+    return JobsConfig(
+        database_url=settings.database_url,
+        broker_url=settings.broker_url,
+        broker_namespace=settings.broker_namespace,
+        policy=settings.delivery_policy,
+        worker_threads=worker_threads,
+        build_senders=build_senders,
     )
 
 
@@ -72,14 +107,12 @@ def create_app(
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         database = await open_database(settings.database_url)
-        username, api_key = settings.at_credentials
-        sms = AfricasTalkingSmsSender(
-            username=username,
-            api_key=api_key,
-            sender_id=settings.at_sender_id,
-            base_url=f"{self_url}/sandbox/africastalking" if settings.sandbox_on else None,
-        )
-        dispatcher = OutboxDispatcher(database=database, clock=clock, senders={"sms": sms})
+        config = jobs_config(settings, self_url=self_url, worker_threads=EMBEDDED_WORKER_THREADS)
+        # Embedded: a dramatiq worker and the scheduler run here. With a broker URL they run in
+        # `myafya worker`, and this process only enqueues.
+        jobs = JobSystem(config, database=database, clock=clock, run_worker=config.embedded)
+        jobs.start(run_scheduler=config.embedded)
+        dispatcher: OutboxDispatcher = jobs.dispatcher
         host = ConversationHost(
             database=database,
             clock=clock,
@@ -87,9 +120,14 @@ def create_app(
             flows=FLOWS,
             dispatcher=dispatcher,
         )
-        app[SERVICES] = Services(settings, clock, database, host, dispatcher, metrics, store)
+        app[SERVICES] = Services(
+            settings, clock, database, host, dispatcher, metrics, store, jobs=jobs
+        )
         ussd = UssdWebhook(host=host, clock=clock, metrics=metrics)
         app[USSD_WEBHOOK] = ussd
+        app[SMS_DELIVERY_REPORTS] = AfricasTalkingDeliveryReports(
+            secret=settings.at_webhook_secret, clock=clock, database=database
+        )
         slot_keeper = asyncio.get_running_loop().create_task(
             keep_slots_ahead(database, clock, settings)
         )
@@ -97,7 +135,7 @@ def create_app(
         slot_keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await slot_keeper
-        await dispatcher.drain()
+        await jobs.stop()
         await database.close()
 
     app.cleanup_ctx.append(lifecycle)
@@ -108,11 +146,15 @@ def create_app(
     async def ussd_events(request: web.Request) -> web.StreamResponse:
         return await request.app[USSD_WEBHOOK].handle_session_end(request)
 
+    async def sms_delivery_report(request: web.Request) -> web.StreamResponse:
+        return await request.app[SMS_DELIVERY_REPORTS].handle(request)
+
     app.router.add_post("/webhooks/africastalking/ussd", ussd_step)
     app.router.add_post("/webhooks/africastalking/ussd/events", ussd_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post("/webhooks/africastalking/sms/delivery/{secret}", sms_delivery_report)
 
     if settings.sandbox_on:
         assert store is not None
@@ -126,6 +168,7 @@ def create_app(
             at_sender_ids=frozenset({settings.at_sender_id})
             if settings.at_sender_id
             else frozenset(),
+            claim_due_work=lambda: claim_due_work(app),
         )
         from myafya.simulator.routes import add_simulator_routes
 
@@ -151,6 +194,12 @@ async def keep_slots_ahead(database: Any, clock: Clock, settings: Settings) -> N
         await asyncio.sleep(SLOT_REFRESH_SECONDS)
 
 
+async def claim_due_work(app: web.Application) -> int:
+    """Hand the outbox rows due now to the broker; the sandbox clock calls it after a jump."""
+    jobs = app[SERVICES].jobs
+    return 0 if jobs is None else await jobs.scheduler.tick()
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -166,5 +215,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[SERVICES].metrics.render()
+    services = request.app[SERVICES]
+    try:
+        async with services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+            services.metrics.set_outbox_counts(await count_by_status(uow))
+    except Exception as exc:
+        log.warning("reading outbox counts for /metrics failed: %s", type(exc).__name__)
+    body = services.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.notify.policy import DeliveryPolicy, QuietHours
 
 ENV_PREFIX = "MYAFYA_"
 
@@ -54,6 +57,16 @@ class Settings(BaseSettings):
     booking_horizon_days: int = Field(default=14, ge=1, le=90)
     booking_lead_minutes: int = Field(default=15, ge=0, le=24 * 60)
 
+    broker_url: str | None = Field(
+        default=None,
+        description="redis://… or amqp://… for `myafya worker`; unset runs jobs inside serve",
+    )
+    broker_namespace: str = Field(default="myafya", min_length=1, max_length=40)
+    reminder_offsets_minutes: str = "1440,60"
+    quiet_hours: str = "21:00-07:00"
+    max_send_attempts: int = Field(default=8, ge=1, le=50)
+    at_webhook_secret: SecretStr | None = None
+
     demo_password: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -77,6 +90,30 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _supported_broker(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError(
+                f"unsupported broker URL scheme in {value.split(':', 1)[0]!r}; "
+                "use redis://HOST:PORT/DB or amqp://USER:PASSWORD@HOST:PORT/VHOST"
+            )
+        return value
+
+    @field_validator("reminder_offsets_minutes")
+    @classmethod
+    def _valid_offsets(cls, value: str) -> str:
+        parse_reminder_offsets(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str) -> str:
+        QuietHours.parse(value)
+        return value
+
     @model_validator(mode="after")
     def _choose_sandbox(self) -> Settings:
         if self.sandbox is None:
@@ -96,11 +133,36 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def delivery_policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            zone=self.zone,
+            reminder_offsets=parse_reminder_offsets(self.reminder_offsets_minutes),
+            quiet_hours=QuietHours.parse(self.quiet_hours),
+            max_attempts=self.max_send_attempts,
+        )
+
+    @property
     def at_credentials(self) -> tuple[str, str]:
         """Return the Africa's Talking username and API key, or the sandbox placeholders."""
         if self.at_username and self.at_api_key:
             return self.at_username, self.at_api_key.get_secret_value()
         return SANDBOX_AT_USERNAME, SANDBOX_AT_API_KEY
+
+
+def parse_reminder_offsets(text: str) -> tuple[timedelta, ...]:
+    """Parse minutes before the appointment, e.g. "1440,60"; an empty text means no reminders."""
+    offsets = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            minutes = int(part)
+        except ValueError:
+            raise ValueError(f"expected whole minutes separated by commas, got {part!r}") from None
+        if not 1 <= minutes <= 60 * 24 * 30:
+            raise ValueError(f"expected 1 to 43200 minutes before the appointment, got {minutes}")
+        offsets.append(timedelta(minutes=minutes))
+    return tuple(sorted(set(offsets), reverse=True))
 
 
 def _unknown_variables(environ: dict[str, str]) -> list[str]:

@@ -9,13 +9,18 @@
   (optional; without it they succeed after the delay). One of the two is required.
 - `POST /sandbox/africastalking/blacklist`: `{"phone"}` makes sends to that number fail with
   `UserInBlacklist`.
+- `GET /sandbox/clock`: `{"now"}`, the service's current time in UTC.
+- `POST /sandbox/clock`: `{"advance_seconds": N}` moves the service's clock forward by N seconds,
+  then hands the work that fell due to the job queue before it responds with `{"now", "queued"}`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Final, TypeVar
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -30,7 +35,16 @@ MAX_FAULT_DELAY_SECONDS = 30
 
 FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE})
 
+# A year: enough to walk through any reminder or expiry, and it keeps datetimes in range.
+MAX_CLOCK_ADVANCE_SECONDS = 366 * 24 * 3600
+
 _FieldType = TypeVar("_FieldType")
+
+
+class AdvanceableClock(Protocol):
+    def now(self) -> Any: ...
+
+    def advance(self, seconds: float) -> Any: ...
 
 
 def add_sandbox_routes(
@@ -41,8 +55,12 @@ def add_sandbox_routes(
     at_username: str,
     at_api_key: str,
     at_sender_ids: frozenset[str],
+    claim_due_work: Callable[[], Awaitable[int]] | None = None,
 ) -> None:
-    """Register the fakes and the sandbox control endpoints on `app`."""
+    """Register the fakes and the sandbox control endpoints on `app`.
+
+    `claim_due_work` runs after each clock advance and returns how many jobs it queued.
+    """
     sms_fake = AfricasTalkingSmsFake(
         store=store,
         clock=clock,
@@ -57,6 +75,10 @@ def add_sandbox_routes(
     app.router.add_get("/sandbox/messages", control.list_messages)
     app.router.add_delete("/sandbox/messages", control.clear_messages)
     app.router.add_post("/sandbox/faults", control.inject_fault)
+    if hasattr(clock, "advance"):
+        clock_control = _ClockControl(clock, claim_due_work)  # type: ignore[arg-type]
+        app.router.add_get("/sandbox/clock", clock_control.read)
+        app.router.add_post("/sandbox/clock", clock_control.advance)
 
 
 class _InvalidField(Exception):
@@ -130,6 +152,40 @@ class _SandboxControl:
 
         self._store.add_to_blacklist(phone)
         return web.Response(status=204)
+
+
+class _ClockControl:
+    """Test-clock handlers, in the manner of Stripe's test clocks."""
+
+    def __init__(
+        self, clock: AdvanceableClock, claim_due_work: Callable[[], Awaitable[int]] | None
+    ) -> None:
+        self._clock = clock
+        self._claim_due_work = claim_due_work
+
+    async def read(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self._clock.now().isoformat()})
+
+    async def advance(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            if "advance_seconds" not in body:
+                raise _InvalidField("advance_seconds", "missing")
+            seconds = body["advance_seconds"]
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise _InvalidField("advance_seconds", f"expected a number, got {seconds!r}")
+            if not math.isfinite(seconds) or not 0 <= seconds <= MAX_CLOCK_ADVANCE_SECONDS:
+                raise _InvalidField(
+                    "advance_seconds",
+                    f"expected 0 to {MAX_CLOCK_ADVANCE_SECONDS} seconds, got {seconds}",
+                )
+        except _InvalidField as exc:
+            return _bad_request(exc)
+
+        now = self._clock.advance(float(seconds))
+        queued = await self._claim_due_work() if self._claim_due_work is not None else 0
+        log.info("Sandbox clock advanced by %s s; %d jobs queued", seconds, queued)
+        return web.json_response({"now": now.isoformat(), "queued": queued})
 
 
 def _normalise_query_phone(value: str) -> str:

@@ -32,8 +32,10 @@ from core.clock import Clock
 from core.db.database import UnitOfWork
 from core.i18n import DEFAULT_LANGUAGE, N_, local_day_and_time, translate
 from core.identity import patients
+from core.notify import reminders
 from core.notify.dispatch import OutboxDispatcher
 from core.notify.outbox import enqueue_message
+from core.notify.policy import DeliveryPolicy, MessageKind, Priority
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class HostConfig:
     change_cutoff: timedelta
     inactivity_timeout: timedelta
     ussd_service_code: str
+    # Reminder offsets and quiet hours; None plans no reminders.
+    delivery: DeliveryPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ class CommandExecutor:
                     now=self._now,
                     lead=self._config.booking_lead,
                 )
-                await self._notify(appointment, N_("sms.booking_confirmed"), "booked")
+                await self._notify(appointment, N_("sms.booking_confirmed"), MessageKind.BOOKED)
+                await self._plan_reminders(appointment, moved=False)
                 return appointment
             case CancelAppointment(appointment_id):
                 appointment = await booking.cancel_appointment(
@@ -179,7 +184,13 @@ class CommandExecutor:
                     now=self._now,
                     cutoff=self._config.change_cutoff,
                 )
-                await self._notify(appointment, N_("sms.booking_cancelled"), "cancelled")
+                await self._notify(appointment, N_("sms.booking_cancelled"), MessageKind.CANCELLED)
+                await reminders.revoke_reminders(
+                    self._uow,
+                    appointment_id=appointment.id,
+                    reason=reminders.REASON_CANCELLED,
+                    now=self._now,
+                )
                 return appointment
             case RescheduleAppointment(appointment_id, new_slot_id):
                 appointment = await booking.reschedule_appointment(
@@ -191,7 +202,8 @@ class CommandExecutor:
                     cutoff=self._config.change_cutoff,
                     lead=self._config.booking_lead,
                 )
-                await self._notify(appointment, N_("sms.booking_moved"), "moved")
+                await self._notify(appointment, N_("sms.booking_moved"), MessageKind.MOVED)
+                await self._plan_reminders(appointment, moved=True)
                 return appointment
         raise TypeError(f"unknown command {command!r}")
 
@@ -210,6 +222,21 @@ class CommandExecutor:
         self._conversation.patient_id = patient.id
         self._conversation.language = language
         return patient.id
+
+    async def _plan_reminders(self, appointment: Appointment, *, moved: bool) -> None:
+        policy = self._config.delivery
+        if policy is None:
+            return
+        plan = reminders.move_reminders if moved else reminders.schedule_reminders
+        await plan(
+            self._uow,
+            appointment=appointment,
+            recipient=self._conversation.phone,
+            language=self._conversation.language or DEFAULT_LANGUAGE,
+            service_code=self._config.ussd_service_code,
+            policy=policy,
+            now=self._now,
+        )
 
     async def _notify(self, appointment: Appointment, template: str, event: str) -> None:
         language = self._conversation.language or DEFAULT_LANGUAGE
@@ -230,6 +257,9 @@ class CommandExecutor:
             language=language,
             body=translate(language, template, **variables),
             now=self._now,
+            priority=Priority.URGENT,
+            kind=event,
+            appointment_id=appointment.id,
         )
         dispatcher = self._dispatcher
         if message_id is not None and dispatcher is not None:

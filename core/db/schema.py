@@ -247,9 +247,53 @@ outbox_messages = Table(
     _utc("created_at", nullable=False),
     _utc("updated_at", nullable=False),
     _utc("sent_at"),
+    # Added in revision 0002 for the delivery pipeline and reminders.
+    Column("kind", String(40)),  # e.g. "booked", "reminder"; see core.notify.policy
+    Column("appointment_id", Integer, ForeignKey("appointments.id")),
+    # The appointment start a reminder announces; the sender skips it when the start changed.
+    _utc("appointment_starts_at"),
+    Column("status_reason", String(60)),  # why a row is suppressed, expired or failed
+    _utc("enqueued_at"),  # last hand-over to the broker; NULL while not handed over
+    _utc("lease_expires_at"),  # while `sending`: when the row counts as abandoned
+    _utc("delivered_at"),
     CheckConstraint(
         "status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'suppressed', 'expired')",
         name="status",
     ),
     Index("ix_outbox_messages_status_not_before", "status", "not_before"),
+    Index("ix_outbox_messages_provider_message_id", "provider_message_id"),
+    Index("ix_outbox_messages_appointment_id", "appointment_id"),
+)
+
+# Opt-outs from non-essential messages. `scope` is "all" for the whole number, or
+# "patient:<id>" to mute one patient's reminders on a phone that several patients share.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone", String(20), nullable=False),
+    Column("scope", String(40), nullable=False),
+    Column("patient_id", Integer, ForeignKey("patients.id")),
+    Column("source", String(40), nullable=False),  # e.g. "sms:STOP"
+    _utc("created_at", nullable=False),
+    UniqueConstraint("phone", "scope", name="uq_opt_outs_phone_scope"),
+)
+
+# Provider delivery reports as received. The unique key makes a repeated report a no-op.
+delivery_reports = Table(
+    "delivery_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("provider_message_id", String(100), nullable=False),
+    Column("provider_status", String(40), nullable=False),
+    Column("failure_reason", String(80)),
+    Column("outbox_message_id", Integer, ForeignKey("outbox_messages.id")),
+    _utc("received_at", nullable=False),
+    UniqueConstraint(
+        "provider",
+        "provider_message_id",
+        "provider_status",
+        name="uq_delivery_reports_provider_message_status",
+    ),
 )

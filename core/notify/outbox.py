@@ -1,4 +1,9 @@
-"""Outbound messages as rows: written in the transaction that caused them, sent after commit."""
+"""Outbound messages as rows: written in the transaction that caused them, sent after commit.
+
+A row moves queued → sending → sent → delivered, or ends failed, suppressed or expired. The
+statements here are the only writers of `status`, and each one names the status it expects, so
+two workers that race for a row cannot both move it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.db.database import Sql, UnitOfWork
+from core.db.database import Row, Sql, UnitOfWork
 
 
 class MessageStatus(enum.StrEnum):
@@ -23,34 +28,96 @@ class MessageStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class OutboundMessage:
+    """A row claimed for one send attempt; `attempts` counts this attempt."""
+
     id: int
     recipient: str
     channel: str
     body: str
     status: MessageStatus
     attempts: int
+    patient_id: int | None = None
+    kind: str | None = None
+    priority: int = 5
+    appointment_id: int | None = None
+    appointment_starts_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """A row handed to the broker: its id and the attempt count the job must find."""
+
+    id: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class FailedMessage:
+    id: int
+    recipient: str
+    kind: str | None
+    template: str
+    attempts: int
+    provider_status: str | None
+    last_error: str | None
+    updated_at: datetime
 
 
 INSERT_MESSAGE = Sql(
     """
     INSERT INTO outbox_messages (
         dedupe_key, patient_id, recipient, channel, template, variables, language, body,
-        priority, not_before, status, attempts, created_at, updated_at
+        priority, not_before, status, attempts, kind, appointment_id, appointment_starts_at,
+        created_at, updated_at
     ) VALUES (
         :dedupe_key, :patient_id, :recipient, :channel, :template, :variables, :language, :body,
-        :priority, :not_before, 'queued', 0, :now, :now
+        :priority, :not_before, 'queued', 0, :kind, :appointment_id, :appointment_starts_at,
+        :now, :now
     )
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
     """
 )
 
-CLAIM_MESSAGE = Sql(
+# Hands one due row to the broker right after the transaction that wrote it, unless the
+# scheduler already did.
+MARK_ENQUEUED = Sql(
+    """
+    UPDATE outbox_messages SET enqueued_at = :now
+    WHERE id = :id AND status = 'queued' AND not_before <= :now AND enqueued_at IS NULL
+    RETURNING id, attempts
+    """
+)
+
+# Due rows never handed over, or handed over `requeue_after` ago and still queued because the
+# broker lost the job. SKIP LOCKED lets several schedulers on PostgreSQL take disjoint batches;
+# SQLite's BEGIN IMMEDIATE already lets only one transaction write at a time.
+_CLAIM_DUE = """
+    UPDATE outbox_messages SET enqueued_at = :now
+    WHERE id IN (
+        SELECT id FROM outbox_messages
+        WHERE status = 'queued' AND not_before <= :now
+          AND (enqueued_at IS NULL OR enqueued_at <= :requeue_before)
+        ORDER BY priority, not_before, id
+        LIMIT :limit{lock}
+    )
+    RETURNING id, attempts, priority, not_before
+    """
+CLAIM_DUE = {
+    "postgresql": Sql(_CLAIM_DUE.replace("{lock}", " FOR UPDATE SKIP LOCKED")),
+    "sqlite": Sql(_CLAIM_DUE.replace("{lock}", "")),
+}
+
+# The send job's claim. `attempts = :attempts` fences out a job whose row has since been tried
+# again, and `status = 'queued'` makes a duplicate delivery of the same job a no-op.
+CLAIM_FOR_SEND = Sql(
     """
     UPDATE outbox_messages
-    SET status = 'sending', attempts = attempts + 1, updated_at = :now
-    WHERE id = :id AND status = 'queued' AND not_before <= :now
-    RETURNING id, recipient, channel, body, status, attempts
+    SET status = 'sending', attempts = attempts + 1, lease_expires_at = :lease_until,
+        updated_at = :now
+    WHERE id = :id AND status = 'queued' AND attempts = :attempts AND not_before <= :now
+    RETURNING id, recipient, channel, body, status, attempts, patient_id, kind, priority,
+              appointment_id, appointment_starts_at
     """
 )
 
@@ -58,17 +125,71 @@ RECORD_SENT = Sql(
     """
     UPDATE outbox_messages
     SET status = 'sent', provider_message_id = :provider_message_id,
-        provider_status = :provider_status, last_error = NULL, sent_at = :now, updated_at = :now
-    WHERE id = :id AND status = 'sending'
+        provider_status = :provider_status, last_error = NULL, sent_at = :now,
+        lease_expires_at = NULL, updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
     """
 )
 
-RECORD_FAILURE = Sql(
+RECORD_RETRY = Sql(
     """
     UPDATE outbox_messages
-    SET status = :status, provider_status = :provider_status, last_error = :error,
-        updated_at = :now
-    WHERE id = :id AND status = 'sending'
+    SET status = 'queued', provider_status = :provider_status, last_error = :error,
+        not_before = :not_before, enqueued_at = NULL, lease_expires_at = NULL, updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    """
+)
+
+# Puts a claimed row back without counting the attempt, e.g. when quiet hours began.
+RECORD_DEFERRED = Sql(
+    """
+    UPDATE outbox_messages
+    SET status = 'queued', attempts = attempts - 1, not_before = :not_before,
+        enqueued_at = NULL, lease_expires_at = NULL, updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    """
+)
+
+RECORD_FINAL = Sql(
+    """
+    UPDATE outbox_messages
+    SET status = :status, status_reason = :reason, provider_status = :provider_status,
+        last_error = :error, lease_expires_at = NULL, updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    """
+)
+
+# Rows whose worker died or hung while sending. See core.notify.pipeline.recover_abandoned.
+FAIL_ABANDONED = Sql(
+    """
+    UPDATE outbox_messages
+    SET status = 'failed', status_reason = 'abandoned', lease_expires_at = NULL,
+        last_error = :error, updated_at = :now
+    WHERE status = 'sending' AND lease_expires_at <= :now AND attempts >= :max_attempts
+    """
+)
+REQUEUE_ABANDONED = Sql(
+    """
+    UPDATE outbox_messages
+    SET status = 'queued', not_before = :now, enqueued_at = NULL, lease_expires_at = NULL,
+        last_error = :error, updated_at = :now
+    WHERE status = 'sending' AND lease_expires_at <= :now
+    """
+)
+
+COUNT_BY_STATUS = Sql("SELECT status, COUNT(*) AS count FROM outbox_messages GROUP BY status")
+SELECT_FAILED = Sql(
+    """
+    SELECT id, recipient, kind, template, attempts, provider_status, last_error, updated_at
+    FROM outbox_messages WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT :limit
+    """
+)
+REQUEUE_FAILED = Sql(
+    """
+    UPDATE outbox_messages
+    SET status = 'queued', attempts = 0, not_before = :now, enqueued_at = NULL,
+        status_reason = 'requeued by operator', updated_at = :now
+    WHERE id = :id AND status = 'failed'
     """
 )
 
@@ -87,6 +208,9 @@ async def enqueue_message(
     now: datetime,
     not_before: datetime | None = None,
     priority: int = 5,
+    kind: str | None = None,
+    appointment_id: int | None = None,
+    appointment_starts_at: datetime | None = None,
 ) -> int | None:
     """Write a queued message; return its id, or None when the dedupe key already exists."""
     message_id: int | None = await uow.scalar(
@@ -101,18 +225,43 @@ async def enqueue_message(
         body=body,
         priority=priority,
         not_before=not_before or now,
+        kind=kind,
+        appointment_id=appointment_id,
+        appointment_starts_at=appointment_starts_at,
         now=now,
     )
     return message_id
 
 
-async def claim_message(
-    uow: UnitOfWork, *, message_id: int, now: datetime
+async def mark_enqueued(uow: UnitOfWork, *, message_id: int, now: datetime) -> DueMessage | None:
+    """Mark one due row as handed to the broker; None when it is not due or already handed."""
+    row = await uow.one(MARK_ENQUEUED, id=message_id, now=now)
+    return None if row is None else DueMessage(row["id"], row["attempts"])
+
+
+async def claim_due(
+    uow: UnitOfWork, *, now: datetime, requeue_before: datetime, limit: int
+) -> list[DueMessage]:
+    """Mark up to `limit` due rows as handed to the broker and return them, most urgent first."""
+    rows = await uow.all(
+        CLAIM_DUE[uow.dialect], now=now, requeue_before=requeue_before, limit=limit
+    )
+    ordered = sorted(rows, key=lambda row: (row["priority"], row["not_before"], row["id"]))
+    return [DueMessage(row["id"], row["attempts"]) for row in ordered]
+
+
+async def claim_for_send(
+    uow: UnitOfWork, *, message_id: int, attempts: int, now: datetime, lease_until: datetime
 ) -> OutboundMessage | None:
-    """Move a due queued message to `sending`; None when another sender has it or it is done."""
-    row = await uow.one(CLAIM_MESSAGE, id=message_id, now=now)
-    if row is None:
-        return None
+    """Move a due queued row to `sending`; None when another job has it, it is done, or it has
+    been tried since this job was enqueued."""
+    row = await uow.one(
+        CLAIM_FOR_SEND, id=message_id, attempts=attempts, now=now, lease_until=lease_until
+    )
+    return None if row is None else _outbound(row)
+
+
+def _outbound(row: Row) -> OutboundMessage:
     return OutboundMessage(
         id=row["id"],
         recipient=row["recipient"],
@@ -120,42 +269,113 @@ async def claim_message(
         body=row["body"],
         status=MessageStatus(row["status"]),
         attempts=row["attempts"],
+        patient_id=row["patient_id"],
+        kind=row["kind"],
+        priority=row["priority"],
+        appointment_id=row["appointment_id"],
+        appointment_starts_at=row["appointment_starts_at"],
     )
 
 
 async def record_sent(
     uow: UnitOfWork,
     *,
-    message_id: int,
+    message: OutboundMessage,
     provider_message_id: str | None,
     provider_status: str,
     now: datetime,
-) -> None:
-    await uow.execute(
+) -> bool:
+    """Record that the provider accepted the message; False when the row has moved on."""
+    changed = await uow.execute(
         RECORD_SENT,
-        id=message_id,
+        id=message.id,
+        attempts=message.attempts,
         provider_message_id=provider_message_id,
         provider_status=provider_status,
         now=now,
     )
+    return changed == 1
 
 
-async def record_failure(
+async def record_retry(
     uow: UnitOfWork,
     *,
-    message_id: int,
+    message: OutboundMessage,
     provider_status: str | None,
     error: str,
-    retryable: bool,
+    not_before: datetime,
     now: datetime,
-) -> None:
-    """Keep the row with its error: back to queued when a retry may help, else failed."""
-    status = MessageStatus.QUEUED if retryable else MessageStatus.FAILED
-    await uow.execute(
-        RECORD_FAILURE,
-        id=message_id,
+) -> bool:
+    changed = await uow.execute(
+        RECORD_RETRY,
+        id=message.id,
+        attempts=message.attempts,
+        provider_status=provider_status,
+        error=error,
+        not_before=not_before,
+        now=now,
+    )
+    return changed == 1
+
+
+async def record_deferred(
+    uow: UnitOfWork, *, message: OutboundMessage, not_before: datetime, now: datetime
+) -> bool:
+    changed = await uow.execute(
+        RECORD_DEFERRED, id=message.id, attempts=message.attempts, not_before=not_before, now=now
+    )
+    return changed == 1
+
+
+async def record_final(
+    uow: UnitOfWork,
+    *,
+    message: OutboundMessage,
+    status: MessageStatus,
+    reason: str,
+    now: datetime,
+    provider_status: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """End a claimed row as failed, suppressed or expired, with the reason."""
+    changed = await uow.execute(
+        RECORD_FINAL,
+        id=message.id,
+        attempts=message.attempts,
         status=status.value,
+        reason=reason,
         provider_status=provider_status,
         error=error,
         now=now,
     )
+    return changed == 1
+
+
+async def count_by_status(uow: UnitOfWork) -> dict[str, int]:
+    """Return the number of rows in each status, with 0 for statuses that have none."""
+    counts = {status.value: 0 for status in MessageStatus}
+    for row in await uow.all(COUNT_BY_STATUS):
+        counts[row["status"]] = int(row["count"])
+    return counts
+
+
+async def list_failed(uow: UnitOfWork, *, limit: int = 50) -> list[FailedMessage]:
+    """Return the newest failed rows with their last error, for an operator."""
+    return [
+        FailedMessage(
+            id=row["id"],
+            recipient=row["recipient"],
+            kind=row["kind"],
+            template=row["template"],
+            attempts=row["attempts"],
+            provider_status=row["provider_status"],
+            last_error=row["last_error"],
+            updated_at=row["updated_at"],
+        )
+        for row in await uow.all(SELECT_FAILED, limit=limit)
+    ]
+
+
+async def requeue_failed(uow: UnitOfWork, *, message_id: int, now: datetime) -> bool:
+    """Give a failed row a fresh set of attempts, due now; False when it is not failed."""
+    return await uow.execute(REQUEUE_FAILED, id=message_id, now=now) == 1

@@ -77,7 +77,12 @@ class AfricasTalkingSmsSender:
         self._sender_id = sender_id
 
     async def send(self, to: str, text: str) -> SendResult:
-        """Send `text` to the E.164 number `to` and classify the outcome.
+        """Send `text` to the E.164 number `to` from a worker thread; see `send_blocking`."""
+        return await asyncio.to_thread(self.send_blocking, to, text)
+
+    def send_blocking(self, to: str, text: str) -> SendResult:
+        """Send `text` to the E.164 number `to` and classify the outcome, blocking the calling
+        thread until Africa's Talking answers or the SDK's timeout (3 s connect, 9 s read).
 
         Other `requests` exceptions propagate, chiefly configuration errors such as an invalid base
         URL (`requests.exceptions.InvalidURL`, `MissingSchema`) that retrying cannot fix.
@@ -89,9 +94,7 @@ class AfricasTalkingSmsSender:
             )
 
         try:
-            response = await asyncio.to_thread(
-                self._service.send, text, [to], sender_id=self._sender_id
-            )
+            response = self._service.send(text, [to], sender_id=self._sender_id)
         except AfricasTalkingException as exc:
             return _http_error_result(str(exc))
         except requests.exceptions.Timeout:

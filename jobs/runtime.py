@@ -1,0 +1,165 @@
+"""What a worker thread needs to run send jobs: its own event loop and database connection.
+
+Actors run in dramatiq's worker threads while the data layer is async. Each thread gets one event
+loop and one `Database` (a sqlite3 connection or a small asyncpg pool) on its first job, keeps them
+for every later job, and closes them when the worker stops the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dramatiq import Broker
+from dramatiq.middleware import Middleware
+
+from core.clock import Clock
+from core.db.database import DatabaseUrl, PostgresDatabase, SqliteDatabase
+from core.notify import pipeline
+from core.notify.dispatch import BlockingSender, SendOutcome
+from core.notify.outbox import MessageStatus, OutboundMessage
+from core.notify.policy import DeliveryPolicy
+
+log = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result")
+
+# Each worker thread runs one statement at a time, so a second pooled connection only covers a
+# connection being replaced.
+THREAD_POOL_SIZE = 2
+
+
+@dataclass(frozen=True)
+class SenderFailure:
+    """A SendOutcome for a sender that raised instead of returning."""
+
+    error: str
+    provider_message_id: str | None = None
+    provider_status: str = "SenderError"
+    accepted: bool = False
+    retryable: bool = True
+
+
+@dataclass
+class _ThreadResources:
+    loop: asyncio.AbstractEventLoop
+    database: SqliteDatabase | PostgresDatabase
+    senders: Mapping[str, BlockingSender]
+
+    def run(self, coroutine: Coroutine[Any, Any, _Result]) -> _Result:
+        return self.loop.run_until_complete(coroutine)
+
+
+async def open_thread_database(url: str) -> SqliteDatabase | PostgresDatabase:
+    parsed = DatabaseUrl.parse(url)
+    if parsed.sqlite_path is not None:
+        return SqliteDatabase(parsed.sqlite_path)
+    assert parsed.postgres_dsn is not None
+    return await PostgresDatabase.connect(
+        parsed.postgres_dsn, min_size=1, max_size=THREAD_POOL_SIZE
+    )
+
+
+class WorkerRuntime:
+    """Runs send jobs on per-thread resources; shared by every worker thread of a process."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        clock: Clock,
+        policy: DeliveryPolicy,
+        build_senders: Callable[[], Mapping[str, BlockingSender]],
+    ) -> None:
+        self._database_url = database_url
+        self._clock = clock
+        self._policy = policy
+        self._build_senders = build_senders
+        self._local = threading.local()
+
+    def _resources(self) -> _ThreadResources:
+        resources: _ThreadResources | None = getattr(self._local, "resources", None)
+        if resources is None:
+            loop = asyncio.new_event_loop()
+            database = loop.run_until_complete(open_thread_database(self._database_url))
+            resources = _ThreadResources(loop, database, self._build_senders())
+            self._local.resources = resources
+        return resources
+
+    def close_thread(self) -> None:
+        """Close this thread's database and event loop, if it opened them."""
+        resources: _ThreadResources | None = getattr(self._local, "resources", None)
+        if resources is None:
+            return
+        self._local.resources = None
+        try:
+            resources.run(resources.database.close())
+        finally:
+            resources.loop.close()
+
+    def send(self, message_id: int, attempts: int) -> MessageStatus | None:
+        """Make one send attempt of an outbox row, if the row is still waiting for this job.
+
+        Return the row's new status, or None when the job had nothing to do.
+        """
+        resources = self._resources()
+        message = resources.run(self._prepare(resources, message_id, attempts))
+        if message is None:
+            return None
+
+        sender = resources.senders.get(message.channel)
+        outcome: SendOutcome
+        if sender is None:
+            outcome = SenderFailure(f"no sender for channel {message.channel}", retryable=False)
+        else:
+            try:
+                outcome = sender.send_blocking(message.recipient, message.body)
+            except Exception as exc:  # a sender bug must not leave the row in `sending`
+                log.exception("outbox message %s: sender raised", message_id)
+                outcome = SenderFailure(f"sender error: {type(exc).__name__}")
+
+        status = resources.run(self._finish(resources, message, outcome))
+        log.info(
+            "outbox message %s: %s", message_id, status.value, extra={"channel": message.channel}
+        )
+        return status
+
+    async def _prepare(
+        self, resources: _ThreadResources, message_id: int, attempts: int
+    ) -> OutboundMessage | None:
+        async with resources.database.unit_of_work() as uow:
+            return await pipeline.prepare_send(
+                uow,
+                message_id=message_id,
+                attempts=attempts,
+                now=self._clock.now(),
+                policy=self._policy,
+            )
+
+    async def _finish(
+        self,
+        resources: _ThreadResources,
+        message: OutboundMessage,
+        outcome: SendOutcome,
+    ) -> MessageStatus:
+        async with resources.database.unit_of_work() as uow:
+            return await pipeline.finish_send(
+                uow, message=message, outcome=outcome, now=self._clock.now(), policy=self._policy
+            )
+
+
+class ThreadResourceCleanup(Middleware):
+    """Closes a worker thread's database and loop when dramatiq stops the thread."""
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self._runtime = runtime
+
+    def before_worker_thread_shutdown(self, broker: Broker, thread: threading.Thread) -> None:
+        try:
+            self._runtime.close_thread()
+        except Exception:
+            log.exception("closing a worker thread's database failed")
