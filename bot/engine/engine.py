@@ -21,6 +21,7 @@ from bot.engine.flow import (
     Home,
     Outcome,
     Stay,
+    Step,
     StepContext,
 )
 from bot.engine.gsm7 import fit, septets, to_gsm7
@@ -73,6 +74,10 @@ class Engine:
         flow = self.flows[conversation.flow]
         return flow, flow.state(conversation.state)
 
+    def current_step(self, conversation: Conversation) -> Step:
+        flow, state = self._current(conversation)
+        return flow.steps[state]
+
     def _home_ref(self, conversation: Conversation) -> FlowRef:
         return self.home.registered if conversation.patient_id else self.home.unregistered
 
@@ -104,8 +109,12 @@ class Engine:
     async def start(
         self, conversation: Conversation, context: StepContext, limits: ScreenLimits
     ) -> Reply:
-        """Open a new session at home (or registration) and render it."""
+        """Open a new session at home (or registration) and render it.
+
+        A new session is a fresh start, so an earlier conversation's timeout does not apply.
+        """
         self.go_home(conversation)
+        conversation.expires_at = None
         return await self.render(conversation, context, limits)
 
     async def step(
@@ -126,9 +135,13 @@ class Engine:
             self.go_home(conversation)
             return await self.render(conversation, context, limits)
         if received.kind is InputKind.TEXT and received.text == BACK:
-            if conversation.back_stack:
-                conversation.flow, conversation.state = conversation.back_stack.pop()
-            conversation.data[PAGE_KEY] = 0
+            page = int(conversation.data.get(PAGE_KEY, 0))
+            if page > 0:
+                conversation.data[PAGE_KEY] = page - 1  # back a page of the same list first
+            else:
+                if conversation.back_stack:
+                    conversation.flow, conversation.state = conversation.back_stack.pop()
+                conversation.data[PAGE_KEY] = 0
             return await self.render(conversation, context, limits)
         if received.kind is InputKind.TEXT and received.text == MORE:
             if not conversation.data.get(HAS_MORE_KEY):
@@ -213,11 +226,11 @@ class Engine:
         context.data = conversation.data
         screen = await flow.steps[state].render(context)
         language = context.language
-        texts = ([notice] if notice else []) + list(screen.body)
-        body = "\n".join(translate(language, text.id, **text.params) for text in texts)
+        notice_text = translate(language, notice.id, **notice.params) if notice else ""
+        body = "\n".join(translate(language, text.id, **text.params) for text in screen.body)
         if screen.end:
             self.go_home(conversation)
-            return self._fit_reply(Reply(body=body, end=True), limits)
+            return self._fit_reply(Reply(_join(notice_text, body), end=True), limits)
 
         labels = [
             choice.label
@@ -228,14 +241,17 @@ class Engine:
         if not labels and screen.empty is not None:
             body = "\n".join(filter(None, [body, translate(language, screen.empty.id)]))
 
-        back = bool(conversation.back_stack)
-        at_home = self.is_home(conversation)
-        pages = self._paginate(body, labels, limits, language, back=back, home=not at_home)
-        page = min(int(conversation.data.get(PAGE_KEY, 0)), max(len(pages) - 1, 0))
+        requested_page = int(conversation.data.get(PAGE_KEY, 0))
+        back = bool(conversation.back_stack) or requested_page > 0
+        # Home is offered once the patient is registered; before that `00` only restarts.
+        home = not self.is_home(conversation) and conversation.patient_id is not None
+        # Pages are cut without the notice, so a re-prompt keeps the numbers the patient saw.
+        pages = self._paginate(body, labels, limits, language, back=back, home=home)
+        page = min(requested_page, max(len(pages) - 1, 0))
         first, last = pages[page] if pages else (0, 0)
         options = tuple(Option(str(i + 1), labels[i]) for i in range(first, last))
         has_more = page < len(pages) - 1
-        navigation = self._navigation(language, more=has_more, back=back, home=not at_home)
+        navigation = self._navigation(language, more=has_more, back=back, home=home)
 
         conversation.data[PAGE_KEY] = page
         conversation.data[HAS_MORE_KEY] = has_more
@@ -243,7 +259,9 @@ class Engine:
         conversation.data[CHOICES_KEY] = {
             str(i + 1): screen.choices[i].value for i in range(first, last)
         }
-        return self._fit_reply(Reply(body, options, navigation), limits)
+        reply = Reply(_join(notice_text, body), options, navigation)
+        # When the notice makes the screen too long, the notice replaces the screen's own text.
+        return self._fit_reply(reply, limits, shorter_body=notice_text or None)
 
     def _navigation(
         self, language: str, *, more: bool, back: bool, home: bool
@@ -296,10 +314,16 @@ class Engine:
             first = last
         return pages
 
-    def _fit_reply(self, reply: Reply, limits: ScreenLimits) -> Reply:
-        """Shorten the body when even one choice per page overflows the screen."""
+    def _fit_reply(
+        self, reply: Reply, limits: ScreenLimits, shorter_body: str | None = None
+    ) -> Reply:
+        """Shorten the body when the screen overflows: first to `shorter_body`, then by words."""
         if limits.max_chars is None:
             return reply
+        if self._measure(reply.as_text(), limits) <= limits.max_chars:
+            return reply
+        if shorter_body is not None:
+            reply = Reply(shorter_body, reply.options, reply.navigation, reply.end)
         text = reply.as_text()
         if self._measure(text, limits) <= limits.max_chars:
             return reply
@@ -311,3 +335,7 @@ class Engine:
             for o in reply.options
         )
         return Reply(body, options, reply.navigation, reply.end)
+
+
+def _join(*parts: str) -> str:
+    return "\n".join(part for part in parts if part)

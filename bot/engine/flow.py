@@ -108,6 +108,9 @@ Handle = Callable[[StepContext, str], Awaitable[Outcome]]
 class Step:
     render: Render
     handle: Handle | None = None  # None: the screen offers navigation only
+    # The handler runs a command (book, cancel, register), so it must only act on an answer
+    # to a screen the patient has seen.
+    commits: bool = False
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,13 @@ from core.notify.policy import DeliveryPolicy, MessageKind, Priority
 log = logging.getLogger(__name__)
 
 MAX_STALE_RETRIES = 3
+# Answers one USSD request may carry. A real session has a few dozen hops at most, and each
+# answer is replayed inside the database transaction, so a longer `text` is rejected.
+MAX_USSD_ANSWERS = 60
+
+
+class TooManyAnswers(Exception):
+    """A USSD request carries more answers than any real session would."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class StepResult:
     state_before: str
     state_after: str
     duplicate: bool = False
+    stale: bool = False
 
 
 class BookingQueries:
@@ -344,19 +352,36 @@ class ConversationHost:
                 )
 
             answers = split_ussd_text(text)
+            if len(answers) > MAX_USSD_ANSWERS:
+                raise TooManyAnswers(f"{len(answers)} answers in one USSD request")
             applied = split_ussd_text(conversation.session_input or "") if same_session else []
             context = self._context(uow, conversation, now)
             conversation.channel = "ussd"
-            if same_session and answers[: len(applied)] == applied and conversation.last_reply:
+            if same_session and conversation.last_reply:
+                if answers[: len(applied)] != applied:
+                    # A late or out-of-order request of this session. Replaying it could act
+                    # on a screen the patient has left, even book twice, so show the current
+                    # screen and change nothing.
+                    return StepResult(
+                        conversation.last_reply, conversation.id, before, before, stale=True
+                    )
                 pending = answers[len(applied) :]
                 reply = conversation.last_reply
+                seen_screen = True
             else:
-                # A new dial, or input that does not extend what was applied: replay it all
-                # from the opening screen, which gives the same result as stepping one by one.
+                # A new dial, possibly with answers already in it: replay them from the
+                # opening screen, which gives the same result as stepping one by one.
                 reply = await self.engine.start(conversation, context, limits)
                 pending = answers
-            for answer in pending:
+                seen_screen = False
+            for index, answer in enumerate(pending):
                 if reply.end:
+                    break
+                if self.engine.current_step(conversation).commits and not (
+                    seen_screen and index == 0
+                ):
+                    # A step that books, cancels or registers acts only on an answer to a
+                    # screen the patient has seen, never on answers typed ahead.
                     break
                 reply = await self.engine.step(conversation, Input.of_text(answer), context, limits)
                 context.language = conversation.language or context.language

@@ -199,10 +199,10 @@ FLOW = Flow(
     steps={
         State.LIST: Step(render_list, handle_list),
         State.DETAIL: Step(render_detail, handle_detail),
-        State.CANCEL: Step(render_cancel, handle_cancel),
+        State.CANCEL: Step(render_cancel, handle_cancel, commits=True),
         State.NEW_DAY: Step(render_new_day, handle_new_day),
         State.NEW_TIME: Step(render_new_time, handle_new_time),
-        State.MOVE: Step(render_move, handle_move),
+        State.MOVE: Step(render_move, handle_move, commits=True),
         State.TAKEN: Step(render_taken, handle_taken),
     },
     transitions={

@@ -150,7 +150,7 @@ FLOW = Flow(
         State.DOCTOR: Step(render_doctor, handle_doctor),
         State.DAY: Step(render_day, handle_day),
         State.TIME: Step(render_time, handle_time),
-        State.CONFIRM: Step(render_confirm, handle_confirm),
+        State.CONFIRM: Step(render_confirm, handle_confirm, commits=True),
         State.TAKEN: Step(render_taken, handle_taken),
     },
     transitions={

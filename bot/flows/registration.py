@@ -79,7 +79,7 @@ FLOW = Flow(
     steps={
         State.LANGUAGE: Step(render_language, handle_language),
         State.NAME: Step(render_name, handle_name),
-        State.CONSENT: Step(render_consent, handle_consent),
+        State.CONSENT: Step(render_consent, handle_consent, commits=True),
     },
     transitions={
         State.LANGUAGE: frozenset({State.NAME}),

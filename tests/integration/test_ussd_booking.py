@@ -190,6 +190,8 @@ async def test_help_screen(service) -> None:
 
 
 async def test_declined_consent_ends_without_patient(service) -> None:
+    _, screen = await service.ussd("ATUid_no", PHONE, "1*Test Patient")
+    assert "Privacy" in screen
     _, screen = await service.ussd("ATUid_no", PHONE, "1*Test Patient*2")
     assert screen.startswith("END We cannot book")
     assert await service.scalar("SELECT COUNT(*) FROM patients WHERE consented_at IS NOT NULL") == 0
@@ -233,8 +235,11 @@ async def test_cancel_inside_cutoff_is_refused(service) -> None:
     await service.register(PHONE)
     final, _ = await walk_booking(service, "ATUid_late1", PHONE, "1")  # today, 09:30
     reference = REFERENCE.search(final).group(0)
+    for text in ("2", "2*1", "2*1*1"):
+        await service.ussd("ATUid_late2", PHONE, text)
     _, screen = await service.ussd("ATUid_late2", PHONE, "2*1*1*1")
     assert screen.startswith("CON Appointments cannot be changed less than 2 hours")
-    assert await service.scalar(
-        "SELECT status FROM appointments WHERE reference = :r", r=reference
-    ) == "booked"
+    assert (
+        await service.scalar("SELECT status FROM appointments WHERE reference = :r", r=reference)
+        == "booked"
+    )

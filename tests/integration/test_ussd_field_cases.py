@@ -283,3 +283,77 @@ async def test_concurrent_steps_of_one_session_apply_in_order(service) -> None:
     assert all(status == 200 for status, _ in results)
     _, final = await service.ussd("ATUid_conc", PHONE, "1*1*1")
     assert "choose a day" in final
+
+
+# --- requests that arrive late, out of order or typed ahead ----------------------------------
+
+
+async def walk(service, session: str, answers: list[str]) -> str:
+    screen = ""
+    for count in range(len(answers) + 1):
+        _, screen = await service.ussd(session, PHONE, "*".join(answers[:count]))
+    return screen
+
+
+async def test_typed_ahead_confirmation_stops_at_confirm(service) -> None:
+    await service.register(PHONE)
+    _, screen = await service.ussd("ATUid_ahead", PHONE, "1*1*1*1*1*1")
+    assert screen.startswith("CON Confirm appointment")
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 0
+    # The next answer replies to the confirm screen the patient has now seen.
+    _, screen = await service.ussd("ATUid_ahead", PHONE, "1*1*1*1*1*1*1")
+    assert screen.startswith("END Booked!")
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
+
+
+async def test_late_request_after_booking_changes_nothing(service) -> None:
+    await service.register(PHONE)
+    answers = ["1", "1", "1", "1", "1", "1"]
+    booked = await walk(service, "ATUid_late", answers)
+    assert booked.startswith("END Booked!")
+    # The gateway delivers the request before the confirmation again, late.
+    _, screen = await service.ussd("ATUid_late", PHONE, "1*1*1*1*1")
+    assert screen == booked
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
+    assert len(await service.sent_sms()) == 1
+
+
+async def test_diverging_requests_book_once(service) -> None:
+    await service.register(PHONE)
+    await walk(service, "ATUid_fork", ["1", "1", "1", "1"])
+    confirm, other_time = "1*1*1*1*1", "1*1*1*1*2"
+    results = await asyncio.gather(
+        *(service.ussd("ATUid_fork", PHONE, text) for text in [confirm, other_time] * 3)
+    )
+    assert all(status == 200 for status, _ in results)
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") <= 1
+
+
+async def test_new_dial_after_timeout_keeps_answer(service) -> None:
+    await service.register(PHONE)
+    await walk(service, "ATUid_old", ["1", "1"])
+    service.clock.advance(3600)
+    _, screen = await service.ussd("ATUid_new", PHONE, "2")
+    assert screen.startswith("CON Your appointments:") or "no upcoming" in screen
+    assert "timed out" not in screen
+
+
+async def test_reprompt_keeps_page_numbers(service) -> None:
+    await service.register(PHONE)
+    prefix = "1*1*1"  # general practice, first doctor: the day list has two pages
+    _, page_two = await service.ussd("ATUid_pg", PHONE, "*".join([*prefix.split("*")]))
+    _, page_two = await service.ussd("ATUid_pg", PHONE, prefix + "*98")
+    numbers = {n for n in options(page_two).values() if n not in ("0", "00", "98")}
+    _, again = await service.ussd("ATUid_pg", PHONE, prefix + "*98*77")
+    assert again.startswith("CON Please choose a number from the list.")
+    assert {n for n in options(again).values() if n not in ("0", "00", "98")} == numbers
+    _, back = await service.ussd("ATUid_pg", PHONE, prefix + "*98*77*0")
+    assert "1" in options(back).values()  # back a page, not back a screen
+    assert "choose a day" in back
+
+
+async def test_too_many_answers_end_with_apology(service) -> None:
+    await service.register(PHONE)
+    status, screen = await service.ussd("ATUid_long", PHONE, "*".join(["98"] * 300))
+    assert status == 200
+    assert screen == "END Sorry, something went wrong. Please dial again."

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.channels.ussd.parsing import InvalidRequest, parse_session_end, parse_ussd_request
 from bot.engine.gsm7 import fit, septets, to_gsm7
-from bot.engine.host import ConversationHost
+from bot.engine.host import ConversationHost, TooManyAnswers
 from bot.engine.model import Reply
 from core.clock import Clock
 from core.db.database import Sql
@@ -75,6 +75,10 @@ class UssdWebhook:
             result = await self.host.handle_ussd(
                 session_id=ussd.session_id, phone=ussd.phone, text=ussd.text
             )
+        except TooManyAnswers as exc:
+            log.warning("ussd request rejected: %s", exc, extra={"channel": "ussd"})
+            self._observe("rejected", started)
+            return _text_response(await self._apology_for(ussd.phone))
         except Exception:
             log.exception("ussd step failed", extra={"channel": "ussd"})
             self._observe("error", started)
@@ -83,6 +87,8 @@ class UssdWebhook:
         body = render_ussd(result.reply)
         if result.duplicate:
             outcome = "duplicate"
+        elif result.stale:
+            outcome = "stale"
         elif result.reply.end:
             outcome = "end"
         else:
