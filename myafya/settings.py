@@ -6,8 +6,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,7 +34,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="forbid",
+        # Other variables in .env are not ours; misspelt MYAFYA_ ones are caught by name below.
+        extra="ignore",
         case_sensitive=False,
     )
 
@@ -50,10 +53,10 @@ class Settings(BaseSettings):
     at_username: str | None = None
     at_api_key: SecretStr | None = None
     at_sender_id: str | None = None
-    ussd_service_code: str = "*384*12345#"
+    ussd_service_code: str = Field(default="*384*12345#", pattern=r"^\*[0-9*]+#$")
 
     conversation_timeout_minutes: int = Field(default=10, ge=1, le=24 * 60)
-    change_cutoff_hours: float = Field(default=2.0, ge=0, le=24 * 14)
+    change_cutoff_hours: float = Field(default=2.0, ge=0, le=24 * 14, allow_inf_nan=False)
     booking_horizon_days: int = Field(default=14, ge=1, le=90)
     booking_lead_minutes: int = Field(default=15, ge=0, le=24 * 60)
 
@@ -70,6 +73,19 @@ class Settings(BaseSettings):
     demo_password: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("timezone")
     @classmethod
@@ -118,6 +134,10 @@ class Settings(BaseSettings):
     def _choose_sandbox(self) -> Settings:
         if self.sandbox is None:
             self.sandbox = not self.has_provider_credentials
+        if not self.sandbox and not self.has_provider_credentials:
+            raise ValueError(
+                "live mode (MYAFYA_SANDBOX=0) needs MYAFYA_AT_USERNAME and MYAFYA_AT_API_KEY"
+            )
         return self
 
     @property
@@ -176,12 +196,18 @@ def _unknown_variables(environ: dict[str, str]) -> list[str]:
 
 def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
     """Read and validate settings, raising SettingsError that names the offending variable."""
-    unknown = _unknown_variables(dict(os.environ))
+    variables = dict(os.environ)
+    if env_file is not None and env_file.is_file():
+        variables.update({k: v or "" for k, v in dotenv_values(env_file).items()})
+    unknown = _unknown_variables(variables)
     if unknown:
         raise SettingsError(f"unknown setting {unknown[0]}; check its spelling or remove it")
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a rule across several settings names them in its message
+            message = first["msg"].removeprefix("Value error, ")
+            raise SettingsError(f"invalid settings: {message}") from None
         name = ENV_PREFIX + "_".join(str(part) for part in first["loc"]).upper()
         raise SettingsError(f"invalid setting {name}: {first['msg']}") from None

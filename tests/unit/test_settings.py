@@ -77,3 +77,44 @@ def test_secret_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MYAFYA_AT_API_KEY", "very-secret-key")
     monkeypatch.setenv("MYAFYA_AT_USERNAME", "testclinic")
     assert "very-secret-key" not in repr(load_settings(env_file=None))
+
+
+def test_unrelated_env_file_lines_are_ignored(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("EDITOR=vim\nMYAFYA_CHANGE_CUTOFF_HOURS=3\n")
+    assert load_settings(env_file=env_file).change_cutoff_hours == 3
+
+
+def test_misspelt_env_file_setting_named_once(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MYAFYA_TIMZONE=Africa/Nairobi\n")
+    with pytest.raises(SettingsError, match="unknown setting MYAFYA_TIMZONE;"):
+        load_settings(env_file=env_file)
+
+
+def test_live_mode_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_SANDBOX", "0")
+    with pytest.raises(SettingsError, match="MYAFYA_AT_USERNAME and MYAFYA_AT_API_KEY"):
+        load_settings(env_file=None)
+
+
+def test_log_level_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_LOG_LEVEL", "debug")
+    assert load_settings(env_file=None).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MYAFYA_CHANGE_CUTOFF_HOURS", "nan"),
+        ("MYAFYA_USSD_SERVICE_CODE", "hello"),
+        ("MYAFYA_PUBLIC_URL", "notaurl"),
+        ("MYAFYA_PUBLIC_URL", "ftp://hooks.example.test"),
+    ],
+)
+def test_more_invalid_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"invalid setting {name}"):
+        load_settings(env_file=None)
