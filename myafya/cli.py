@@ -1,4 +1,4 @@
-"""The `myafya` command: serve, migrate, seed-demo, create-user."""
+"""The `myafya` command: serve, worker, migrate, seed-demo, create-user, outbox."""
 
 from __future__ import annotations
 
@@ -158,6 +158,96 @@ def create_user(role: str, username: str) -> None:
     print(f"Created {role} user {username!r} (id {user_id}).")
 
 
+def worker(processes: int, threads: int, run_scheduler: bool) -> None:
+    from core.clock import SystemClock
+    from core.db.migrate import upgrade_to_head
+    from jobs.worker import run_worker_process, supervise
+    from myafya.app import jobs_config
+    from myafya.logs import configure_logging
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    if not settings.broker_url:
+        print(
+            "myafya: MYAFYA_BROKER_URL is not set; set it to redis://… or amqp://… for "
+            "separate workers (without it, myafya serve runs the worker itself)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    if processes > 1:
+        raise SystemExit(supervise(processes, threads, run_scheduler=run_scheduler))
+    upgrade_to_head(settings.database_url)
+    # In sandbox mode the senders reach the fakes of the `myafya serve` at MYAFYA_PUBLIC_URL.
+    config = jobs_config(settings, self_url=settings.public_url, worker_threads=threads)
+    run_worker_process(config, clock=SystemClock(), run_scheduler=run_scheduler)
+
+
+def _mask_phone(phone: str) -> str:
+    """Keep the country code and the last two digits, so an operator can tell rows apart."""
+    return phone[:4] + "*" * max(len(phone) - 6, 0) + phone[-2:]
+
+
+async def _outbox_report(settings: Settings, requeue: int | None) -> int:
+    from core.clock import SystemClock
+    from core.db.database import open_database
+    from core.notify.outbox import count_by_status, list_failed, requeue_failed
+
+    database = await open_database(settings.database_url)
+    try:
+        async with database.unit_of_work() as uow:
+            if requeue is not None:
+                if not await requeue_failed(uow, message_id=requeue, now=SystemClock().now()):
+                    print(
+                        f"myafya: outbox message {requeue} not found or not failed; "
+                        "only failed messages can be requeued",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print(f"Requeued outbox message {requeue}; it is due now.")
+                return 0
+            counts = await count_by_status(uow)
+            failed = await list_failed(uow)
+    finally:
+        await database.close()
+    print("status      count")
+    for status, count in counts.items():
+        print(f"{status:<11} {count:>5}")
+    if failed:
+        print("\nfailed messages (newest first; requeue with `myafya outbox --requeue ID`):")
+        for message in failed:
+            print(
+                f"  {message.id:>6}  {_mask_phone(message.recipient)}  {message.kind or '-'}"
+                f"  attempts {message.attempts}  {message.updated_at:%Y-%m-%d %H:%M}Z"
+                f"  {message.provider_status or '-'}: {message.last_error or '-'}"
+            )
+    return 0
+
+
+def outbox(requeue: int | None) -> None:
+    from core.db.migrate import upgrade_to_head
+
+    settings = _settings_or_exit()
+    upgrade_to_head(settings.database_url)
+    raise SystemExit(asyncio.run(_outbox_report(settings, requeue)))
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {number}")
+    return number
+
+
+def tcp_port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {raw!r}: expected a number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: expected 1 to 65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="myafya", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the web service")
     serve_parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
+
+    worker_parser = commands.add_parser(
+        "worker", help="send outbox messages from MYAFYA_BROKER_URL's queue"
+    )
+    worker_parser.add_argument(
+        "--processes", type=_positive, default=1, help="worker processes (default 1)"
+    )
+    worker_parser.add_argument(
+        "--threads", type=_positive, default=8, help="worker threads per process (default 8)"
+    )
+    worker_parser.add_argument(
+        "--no-scheduler",
+        dest="scheduler",
+        action="store_false",
+        help="only consume jobs; another process hands due messages to the broker",
+    )
+
+    outbox_parser = commands.add_parser(
+        "outbox", help="show outbox counts by status and the failed messages"
+    )
+    outbox_parser.add_argument(
+        "--requeue", type=int, metavar="ID", help="queue a failed message again, due now"
+    )
 
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed-demo", help="add demo clinic, doctors and staff to an empty database")
@@ -182,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     match args.command:
         case "serve":
             serve(args.host, args.port)
+        case "worker":
+            worker(args.processes, args.threads, args.scheduler)
+        case "outbox":
+            outbox(args.requeue)
         case "migrate":
             migrate()
         case "seed-demo":

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from dramatiq import Worker
 
 from core.booking.demo import seed_demo
 from core.clock import FrozenClock
 from core.identity.patients import get_or_create_patient, register_patient
+from jobs.broker import QUEUE_NAME
 from myafya.app import SERVICES, Services, create_app
 from myafya.settings import Settings
 from sandbox.store import SandboxStore
+from tests.conftest import service_unavailable
 
 SERVICE_CODE = "*384*12345#"
 DEMO_PASSWORD = "demo-password-for-tests"
@@ -33,6 +38,8 @@ class RunningService:
     services: Services
     store: SandboxStore
     clock: FrozenClock
+    # A dramatiq worker the test runs on a real broker; the embedded one belongs to the app.
+    worker: Worker | None = None
 
     async def ussd(self, session_id: str, phone: str, text: str, **extra: str) -> tuple[int, str]:
         form = {
@@ -64,10 +71,34 @@ class RunningService:
         async with self.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
             return await uow.scalar(Sql(sql), **params)
 
-    async def sent_sms(self) -> list[dict[str, Any]]:
+    async def drain(self) -> None:
+        """Wait until every send job handed to the broker so far has run."""
         await self.services.dispatcher.drain()
+        if self.worker is not None:
+            await asyncio.to_thread(self._join_worker)
+
+    def _join_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.broker.join(QUEUE_NAME, timeout=60_000)
+        self.worker.join()
+
+    async def sent_sms(self) -> list[dict[str, Any]]:
+        await self.drain()
         response = await self.client.get("/sandbox/messages")
         return list(await response.json())
+
+    async def advance(self, seconds: float) -> dict[str, Any]:
+        """Move the clock through `POST /sandbox/clock`, then wait for the jobs it queued."""
+        response = await self.client.post("/sandbox/clock", json={"advance_seconds": seconds})
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        await self.drain()
+        return body
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+        await self.client.close()
 
 
 def service_settings(database_url: str, **overrides: Any) -> Settings:
@@ -83,8 +114,14 @@ def service_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 async def start_service(
-    database_url: str, clock: FrozenClock, seed: bool = True, **overrides: Any
+    database_url: str,
+    clock: FrozenClock,
+    seed: bool = True,
+    worker_threads: int = 0,
+    **overrides: Any,
 ) -> RunningService:
+    """Start the app; with a `broker_url` override and `worker_threads`, also a dramatiq worker
+    in this process that consumes the app's broker."""
     port = free_port()
     settings = service_settings(database_url, **overrides)
     store = SandboxStore()
@@ -99,7 +136,12 @@ async def start_service(
             await seed_demo(
                 uow, now=clock.now(), zone=settings.zone, password_for=lambda _: DEMO_PASSWORD
             )
-    return RunningService(client, services, store, clock)
+    worker = None
+    if worker_threads:
+        assert services.jobs is not None
+        worker = Worker(services.jobs.broker, worker_threads=worker_threads, worker_timeout=100)
+        worker.start()
+    return RunningService(client, services, store, clock, worker)
 
 
 @pytest.fixture
@@ -120,3 +162,23 @@ async def sqlite_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[R
     running = await start_service(sqlite_url, clock)
     yield running
     await running.client.close()
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[dict[str, str]]:
+    """Settings overrides for the local Redis with a key namespace of this test's own."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        client.close()
+        service_unavailable(f"Redis at {url} is unreachable: {exc}")
+    namespace = f"myafya-test-{secrets.token_hex(4)}"
+    yield {"broker_url": url, "broker_namespace": namespace}
+    keys = list(client.scan_iter(f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
