@@ -49,9 +49,9 @@ _ADVANCE = Sql(
     """
     UPDATE outbox_messages
     SET status = :status, provider_status = :provider_status,
-        delivered_at = CASE WHEN :status = 'delivered' THEN :now ELSE delivered_at END,
+        delivered_at = COALESCE(:delivered_at, delivered_at),
         last_error = COALESCE(:failure_reason, last_error),
-        status_reason = CASE WHEN :status = 'failed' THEN :reason ELSE status_reason END,
+        status_reason = COALESCE(:reason, status_reason),
         updated_at = :now
     WHERE id = :id AND status = :current
     """
@@ -146,7 +146,12 @@ async def _advance(
         status=new.value,
         provider_status=provider_status,
         failure_reason=failure_reason,
-        reason=f"delivery report: {failure_reason or provider_status}",
+        delivered_at=now if new == MessageStatus.DELIVERED else None,
+        reason=(
+            f"delivery report: {failure_reason or provider_status}"
+            if new == MessageStatus.FAILED
+            else None
+        ),
         now=now,
     )
     return changed == 1
