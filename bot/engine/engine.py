@@ -288,25 +288,42 @@ class Engine:
         back: bool,
         home: bool,
     ) -> list[tuple[int, int]]:
-        """Split the choices into pages of [first, last) indices that fit the channel's screen."""
+        """Split the choices into pages of [first, last) indices that fit the channel's screen.
+
+        Each line is measured once; a page's size is the sum of its lines and newlines, which
+        is what `Reply.as_text` produces.
+        """
         if not labels:
             return []
+        if limits.max_chars is None:
+            step = limits.max_choices
+            return [(i, min(i + step, len(labels))) for i in range(0, len(labels), step)]
+
+        def size(line: str) -> int:
+            return self._measure(line, limits) + 1  # with its newline
+
+        body_size = size(body) if body else 0
+        option_sizes = [size(f"{i + 1}. {label}") for i, label in enumerate(labels)]
+        # Navigation lines when a "more" line is and is not shown, less the final newline.
+        nav_with_more = sum(
+            size(f"{o.key}. {o.label}")
+            for o in self._navigation(language, more=True, back=back, home=home)
+        )
+        nav_without_more = sum(
+            size(f"{o.key}. {o.label}")
+            for o in self._navigation(language, more=False, back=back, home=home)
+        )
         pages: list[tuple[int, int]] = []
         first = 0
         while first < len(labels):
             last = first
+            used = body_size
             while last < len(labels) and last - first < limits.max_choices:
                 more = last + 1 < len(labels)
-                candidate = Reply(
-                    body,
-                    tuple(Option(str(i + 1), labels[i]) for i in range(first, last + 1)),
-                    self._navigation(language, more=more, back=back, home=home),
-                ).as_text()
-                if (
-                    limits.max_chars is not None
-                    and self._measure(candidate, limits) > limits.max_chars
-                ):
+                navigation = nav_with_more if more else nav_without_more
+                if used + option_sizes[last] + navigation - 1 > limits.max_chars:
                     break
+                used += option_sizes[last]
                 last += 1
             if last == first:
                 last = first + 1  # one choice per page at least; _fit_reply shortens it

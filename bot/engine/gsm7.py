@@ -6,6 +6,25 @@ import unicodedata
 
 import gsm0338  # noqa: F401  # registers the "gsm03.38" codec
 
+_ESCAPE = 0x1B
+# The GSM 03.38 alphabet, read from the codec once: the basic table costs one septet a
+# character, the extension table (reached through the escape code) two.
+_BASIC = frozenset(bytes(b for b in range(128) if b != _ESCAPE).decode("gsm03.38"))
+
+
+def _extension_table() -> frozenset[str]:
+    chars = set()
+    for code in range(128):
+        try:
+            chars.add(bytes([_ESCAPE, code]).decode("gsm03.38"))
+        except UnicodeDecodeError:
+            continue
+    return frozenset(chars - _BASIC)
+
+
+_EXTENSION = _extension_table()
+_ALPHABET = _BASIC | _EXTENSION
+
 # Look-alikes for punctuation that phones and word processors insert.
 _LOOK_ALIKES = str.maketrans(
     {
@@ -30,16 +49,21 @@ _LOOK_ALIKES = str.maketrans(
 
 
 def is_gsm7(text: str) -> bool:
-    try:
-        text.encode("gsm03.38")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return all(char in _ALPHABET for char in text)
 
 
 def septets(text: str) -> int:
-    """Count GSM-7 septets; extension characters such as [ ] € count two."""
-    return len(text.encode("gsm03.38"))
+    """Count GSM-7 septets; extension characters such as [ ] € count two.
+
+    Raises ValueError for a character outside GSM-7; convert with `to_gsm7` first.
+    """
+    count = len(text)
+    for char in text:
+        if char not in _BASIC:
+            if char not in _EXTENSION:
+                raise ValueError(f"{char!r} is not a GSM-7 character")
+            count += 1
+    return count
 
 
 def to_gsm7(text: str) -> str:
