@@ -73,23 +73,29 @@ def serve(host: str, port: int) -> None:
     log.info("starting", extra={"mode": mode, "database": settings.database_url.split(":", 1)[0]})
 
     upgrade_to_head(settings.database_url)
-    summary = asyncio.run(_seed_demo(settings))
-    if summary.get("created"):
-        log.info("seeded demo data", extra={"doctors": summary.get("doctors")})
+    if settings.sandbox_on:
+        # Demo doctors and staff with a known password belong in the sandbox only.
+        summary = asyncio.run(_seed_demo(settings))
+        if summary.get("created"):
+            log.info("seeded demo data", extra={"doctors": summary.get("doctors")})
 
     base = _self_url(host, port)
     app = create_app(settings, self_url=base)
-    print(f"MyAfya is running in {mode} mode on {base}")
-    if settings.sandbox_on:
-        print(f"USSD simulator: {base}/simulator")
-    print(
-        "Try it with curl:\n"
-        f"  curl -s {base}/webhooks/africastalking/ussd "
-        "-d sessionId=ATUid_demo0001 "
-        f"--data-urlencode serviceCode='{settings.ussd_service_code}' "
-        "--data-urlencode phoneNumber=+254700000099 -d networkCode=99999 -d text="
-    )
-    sys.stdout.flush()
+
+    def print_banner(_: str) -> None:
+        # aiohttp calls this once the port is bound, so the banner never announces a failure.
+        print(f"MyAfya is running in {mode} mode on {base}")
+        if settings.sandbox_on:
+            print(f"USSD simulator: {base}/simulator")
+        print(
+            "Try it with curl:\n"
+            f"  curl -s {base}/webhooks/africastalking/ussd "
+            "-d sessionId=ATUid_demo0001 "
+            f"--data-urlencode serviceCode='{settings.ussd_service_code}' "
+            "--data-urlencode phoneNumber=+254700000099 -d networkCode=99999 -d text="
+        )
+        sys.stdout.flush()
+
     loop_factory = None
     try:
         import uvloop
@@ -98,7 +104,11 @@ def serve(host: str, port: int) -> None:
     except ImportError:
         pass
     loop = loop_factory() if loop_factory else None
-    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=loop)
+    try:
+        web.run_app(app, host=host, port=port, print=print_banner, access_log=None, loop=loop)
+    except OSError as exc:
+        print(f"myafya: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def migrate() -> None:
@@ -254,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = commands.add_parser("serve", help="run the web service")
     serve_parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
-    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
+    serve_parser.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help="TCP port")
 
     worker_parser = commands.add_parser(
         "worker", help="send outbox messages from MYAFYA_BROKER_URL's queue"

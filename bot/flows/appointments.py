@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from bot.engine.commands import CancelAppointment, RescheduleAppointment
 from bot.engine.flow import Finish, Flow, Go, Home, Outcome, Step, StepContext
@@ -51,16 +51,19 @@ async def handle_list(context: StepContext, value: str) -> Outcome:
 
 async def render_detail(context: StepContext) -> Screen:
     appointment = await context.queries.appointment(int(context.data["appointment_id"]))
+    detail = Text(
+        "appointments.detail",
+        reference=appointment.reference,
+        doctor=appointment.doctor_name,
+        when=_when(context, appointment.starts_at),
+        fee=money(appointment.fee_kes, context.language),
+    )
+    cutoff = timedelta(hours=float(context.settings.get("change_cutoff_hours", 0)))
+    if appointment.starts_at - context.now < cutoff:
+        # Offer no cancel or change the service would then refuse.
+        return Screen(body=(detail, Text("appointments.locked", hours=_cutoff_hours(context))))
     return Screen(
-        body=(
-            Text(
-                "appointments.detail",
-                reference=appointment.reference,
-                doctor=appointment.doctor_name,
-                when=_when(context, appointment.starts_at),
-                fee=money(appointment.fee_kes, context.language),
-            ),
-        ),
+        body=(detail,),
         choices=(
             Choice("cancel", Text("appointments.cancel")),
             Choice("move", Text("appointments.reschedule")),

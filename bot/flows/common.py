@@ -15,7 +15,10 @@ def day_choices(context: StepContext, days: list[date]) -> tuple[Choice, ...]:
 
 
 def time_choices(context: StepContext, slots: list[Slot]) -> tuple[Choice, ...]:
-    return tuple(Choice(str(slot.id), local_time(slot.starts_at, context.zone)) for slot in slots)
+    return tuple(
+        Choice(str(slot.id), local_time(slot.starts_at, context.zone, context.language))
+        for slot in slots
+    )
 
 
 def day_and_time_choices(context: StepContext, slots: list[Slot]) -> tuple[Choice, ...]:

@@ -6,6 +6,7 @@ import enum
 
 from bot.engine.commands import RegisterPatient
 from bot.engine.flow import Finish, Flow, FlowRef, Go, Home, Outcome, Stay, Step, StepContext
+from bot.engine.gsm7 import to_gsm7
 from bot.engine.model import Choice, Screen, Text
 
 NAME_MIN, NAME_MAX = 2, 60
@@ -42,6 +43,9 @@ def clean_name(raw: str) -> str | None:
     if not all(char.isalpha() or char in NAME_PUNCTUATION for char in name):
         return None
     if not any(char.isalpha() for char in name):
+        return None
+    if "?" in to_gsm7(name):
+        # Letters a basic phone cannot show (Cyrillic, Chinese, emoji) would come back as "?".
         return None
     return name
 

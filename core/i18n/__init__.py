@@ -62,14 +62,37 @@ def local_date(value: date, language: str | None, pattern: str = "EEE d MMM") ->
     return format_date(value, pattern, locale=LOCALES[normalize_language(language)])
 
 
-def local_time(value: datetime, zone: ZoneInfo) -> str:
-    """Return the 24-hour local time, e.g. 09:00, which reads the same in both languages."""
-    return format_time(value.astimezone(zone), "HH:mm", locale="en_KE")
+# Kiswahili day periods, by the hour of the 24-hour clock they start at.
+_SWAHILI_PERIODS = (
+    (0, "usiku"),
+    (4, "alfajiri"),
+    (6, "asubuhi"),
+    (12, "mchana"),
+    (16, "jioni"),
+    (19, "usiku"),
+)
+
+
+def local_time(value: datetime, zone: ZoneInfo, language: str | None = None) -> str:
+    """Return the local time as a patient reads it.
+
+    English gets the 24-hour clock (09:00). Kiswahili gets Swahili time, which counts hours
+    from 06:00 and names the part of the day (09:00 is "saa 3:00 asubuhi"): a bare "09:00"
+    would be read as saa tisa, 3 in the afternoon. Babel's CLDR data for sw has only the
+    24-hour clock, hence this conversion.
+    """
+    local = value.astimezone(zone)
+    if normalize_language(language) != "sw":
+        return format_time(local, "HH:mm", locale="en_KE")
+    hour = (local.hour - 6) % 12 or 12
+    period = next(name for start, name in reversed(_SWAHILI_PERIODS) if local.hour >= start)
+    return f"saa {hour}:{local.minute:02d} {period}"
 
 
 def local_day_and_time(value: datetime, zone: ZoneInfo, language: str | None) -> str:
     local = value.astimezone(zone)
-    return f"{local_date(local.date(), language)} {local_time(value, zone)}"
+    separator = ", " if normalize_language(language) == "sw" else " "
+    return f"{local_date(local.date(), language)}{separator}{local_time(value, zone, language)}"
 
 
 def money(amount_kes: int, language: str | None) -> str:

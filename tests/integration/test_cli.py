@@ -143,3 +143,26 @@ def test_serve_prints_simulator_and_curl(tmp_path: Path) -> None:
     assert f"curl -s http://127.0.0.1:{port}/webhooks/africastalking/ussd" in stdout
     assert "Demo staff password (shown once):" in stdout
     assert "sandbox" in stderr  # the start-up log line names the mode
+
+
+def test_serve_reports_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "MyAfya is running" not in result.stdout
+
+
+def test_serve_rejects_invalid_port(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", "--port", "99999")
+    assert result.returncode == 2
+    assert "invalid port 99999" in result.stderr
+
+
+def test_live_mode_without_credentials_stops(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", MYAFYA_SANDBOX="0")
+    assert result.returncode == 2
+    assert "MYAFYA_AT_USERNAME and MYAFYA_AT_API_KEY" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot.engine.gsm7 import is_gsm7, septets
 from tests.integration.ussd_screens import first_option, number_of
@@ -199,9 +200,14 @@ async def test_declined_consent_ends_without_patient(service) -> None:
 
 async def test_invalid_name_reprompts(service) -> None:
     _, screen = await service.ussd("ATUid_name", PHONE, "1*x")
-    assert screen.startswith("CON Please type a name of 2 to 60 letters.")
-    _, screen = await service.ussd("ATUid_name", PHONE, "1*x*12345")
-    assert "Please type a name" in screen
+    assert screen.startswith("CON Please type your name in letters only (2 to 60)")
+    for number, bad_name in enumerate(["12345", "Test 2nd", "Test😀", "ТестИмя"], start=1):
+        _, screen = await service.ussd(f"ATUid_name{number}", PHONE, "1")
+        _, screen = await service.ussd(f"ATUid_name{number}", PHONE, f"1*{bad_name}")
+        assert "letters only" in screen, bad_name
+    _, screen = await service.ussd("ATUid_name9", PHONE, "1")
+    _, screen = await service.ussd("ATUid_name9", PHONE, "1*Wanjirũ O'Brien-Test")
+    assert "Privacy" in screen
 
 
 async def test_every_screen_fits_ussd(service) -> None:
@@ -232,14 +238,47 @@ async def test_every_screen_fits_ussd(service) -> None:
 
 
 async def test_cancel_inside_cutoff_is_refused(service) -> None:
+    """The cut-off can pass while the patient is on the confirmation screen."""
     await service.register(PHONE)
     final, _ = await walk_booking(service, "ATUid_late1", PHONE, "1")  # today, 09:30
     reference = REFERENCE.search(final).group(0)
+    async with service.services.database.unit_of_work() as uow:
+        # Start it just outside the cut-off, so the cancel screen is still offered.
+        from core.db.database import Sql
+
+        await uow.execute(
+            Sql("UPDATE appointments SET starts_at = :at WHERE reference = :r"),
+            at=service.clock.now() + timedelta(hours=2, minutes=5),
+            r=reference,
+        )
     for text in ("2", "2*1", "2*1*1"):
-        await service.ussd("ATUid_late2", PHONE, text)
+        _, screen = await service.ussd("ATUid_late2", PHONE, text)
+    assert "Cancel your appointment" in screen
+    service.clock.advance(6 * 60)  # now within 2 hours of the start
     _, screen = await service.ussd("ATUid_late2", PHONE, "2*1*1*1")
-    assert screen.startswith("CON Appointments cannot be changed less than 2 hours")
+    assert screen.startswith("CON Appointments cannot be cancelled or changed less than 2 hours")
     assert (
         await service.scalar("SELECT status FROM appointments WHERE reference = :r", r=reference)
         == "booked"
     )
+
+
+async def test_detail_inside_cutoff_offers_no_change(service) -> None:
+    await service.register(PHONE)
+    await walk_booking(service, "ATUid_lock1", PHONE, "1")  # today, 09:30
+    for text in ("2", "2*1"):
+        _, screen = await service.ussd("ATUid_lock2", PHONE, text)
+    assert "can no longer be changed here" in screen
+    assert "Cancel it" not in screen
+
+
+async def test_kiswahili_times_use_swahili_time(service) -> None:
+    phone = "+254700000105"
+    await service.register(phone, language="sw")
+    text = "1"
+    for _ in range(3):  # service, doctor, day
+        _, screen = await service.ussd("ATUid_swtime", phone, text)
+        text += "*" + first_option(screen)
+    _, screen = await service.ussd("ATUid_swtime", phone, text)
+    assert "saa 3:30 asubuhi" in screen  # 09:30, the first free time today
+    assert "09:30" not in screen
