@@ -123,7 +123,9 @@ def create_app(
         app[SERVICES] = Services(
             settings, clock, database, host, dispatcher, metrics, store, jobs=jobs
         )
-        ussd = UssdWebhook(host=host, clock=clock, metrics=metrics)
+        ussd = UssdWebhook(
+            host=host, clock=clock, metrics=metrics, allowed_networks=settings.at_networks
+        )
         app[USSD_WEBHOOK] = ussd
         app[SMS_DELIVERY_REPORTS] = AfricasTalkingDeliveryReports(
             secret=settings.at_webhook_secret, clock=clock, database=database

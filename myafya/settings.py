@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,6 +24,20 @@ TEST_VARIABLES = frozenset({"MYAFYA_REQUIRE_SERVICES", "MYAFYA_TEST_POSTGRES_URL
 # Placeholder credentials the sandbox fakes accept when no real ones are configured.
 SANDBOX_AT_USERNAME = "sandbox"
 SANDBOX_AT_API_KEY = "sandbox-api-key"
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse "10.0.0.0/8, 192.0.2.7" into networks; a bare address is a network of one."""
+    networks = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"invalid address or network {part!r}, e.g. 192.0.2.0/24") from None
+    return tuple(networks)
 
 
 class SettingsError(Exception):
@@ -54,6 +69,11 @@ class Settings(BaseSettings):
     at_api_key: SecretStr | None = None
     at_sender_id: str | None = None
     ussd_service_code: str = Field(default="*384*12345#", pattern=r"^\*[0-9*]+#$")
+    at_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks allowed to call the Africa's "
+        "Talking USSD webhooks; empty allows any",
+    )
 
     conversation_timeout_minutes: int = Field(default=10, ge=1, le=24 * 60)
     change_cutoff_hours: float = Field(default=2.0, ge=0, le=24 * 14, allow_inf_nan=False)
@@ -86,6 +106,16 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("at_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def at_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.at_allowed_networks)
 
     @field_validator("timezone")
     @classmethod

@@ -52,3 +52,38 @@ async def test_start_up_extends_slots(sqlite_url, clock) -> None:
         assert (latest_after - latest_before).days >= 6
     finally:
         await second.client.close()
+
+
+async def test_ussd_allowlist_rejects_other_clients(sqlite_url, clock) -> None:
+    await asyncio.to_thread(upgrade_to_head, sqlite_url)
+    running = await start_service(sqlite_url, clock, seed=False, at_allowed_networks="192.0.2.0/24")
+    try:
+        form = {
+            "sessionId": "ATUid_x",
+            "serviceCode": "*384*12345#",
+            "phoneNumber": "+254700000001",
+            "text": "",
+        }
+        response = await running.client.post("/webhooks/africastalking/ussd", data=form)
+        assert response.status == 403
+        response = await running.client.post("/webhooks/africastalking/ussd/events", data=form)
+        assert response.status == 403
+        assert await running.scalar("SELECT COUNT(*) FROM conversations") == 0
+    finally:
+        await running.client.close()
+
+
+async def test_ussd_allowlist_admits_listed_client(sqlite_url, clock) -> None:
+    await asyncio.to_thread(upgrade_to_head, sqlite_url)
+    running = await start_service(sqlite_url, clock, seed=False, at_allowed_networks="127.0.0.1")
+    try:
+        form = {
+            "sessionId": "ATUid_x",
+            "serviceCode": "*384*12345#",
+            "phoneNumber": "+254700000001",
+            "text": "",
+        }
+        response = await running.client.post("/webhooks/africastalking/ussd", data=form)
+        assert response.status == 200
+    finally:
+        await running.client.close()

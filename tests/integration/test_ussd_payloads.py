@@ -76,6 +76,13 @@ async def test_session_end_is_recorded_once(sqlite_service, name: str) -> None:
         ({"sessionId": None}, "sessionId"),
         ({"hopsCount": "many"}, "hopsCount"),
         ({"phoneNumber": "12"}, "phoneNumber"),
+        ({"hopsCount": "inf"}, "hopsCount"),
+        ({"durationInMillis": "1e400"}, "durationInMillis"),
+        ({"hopsCount": "99999999999999999999999"}, "hopsCount"),
+        ({"hopsCount": "-1"}, "hopsCount"),
+        ({"cost": "KES " + "9" * 30}, "cost"),
+        ({"errorMessage": "x" * 1001}, "errorMessage"),
+        ({"networkCode": "6" * 20}, "networkCode"),
     ],
 )
 async def test_bad_session_end_is_rejected(sqlite_service, change, field) -> None:

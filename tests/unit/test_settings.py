@@ -118,3 +118,9 @@ def test_more_invalid_settings_are_named(
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=f"invalid setting {name}"):
         load_settings(env_file=None)
+
+
+def test_invalid_allowed_network_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_AT_ALLOWED_NETWORKS", "192.0.2.0/24, not-an-address")
+    with pytest.raises(SettingsError, match="invalid setting MYAFYA_AT_ALLOWED_NETWORKS"):
+        load_settings(env_file=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,20 +70,31 @@ def _phone(form: Mapping[str, str], name: str) -> str:
         raise InvalidRequest(name, "not a valid phone number") from None
 
 
+def _network_code(form: Mapping[str, str]) -> str | None:
+    network = form.get("networkCode", "").strip()
+    if network and not NETWORK_CODE.fullmatch(network):
+        raise InvalidRequest("networkCode", f"invalid value {network[:20]!r}")
+    return network or None
+
+
 def parse_ussd_request(form: Mapping[str, str]) -> UssdRequest:
     text = _required(form, "text")
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidRequest("text", f"longer than {MAX_TEXT_LENGTH} characters")
-    network = form.get("networkCode", "").strip()
-    if network and not NETWORK_CODE.fullmatch(network):
-        raise InvalidRequest("networkCode", f"invalid value {network[:20]!r}")
+    network = _network_code(form)
     return UssdRequest(
         session_id=_matching(form, "sessionId", SESSION_ID),
         service_code=_matching(form, "serviceCode", SERVICE_CODE),
         phone=_phone(form, "phoneNumber"),
-        network_code=network or None,
+        network_code=network,
         text=text.strip(),
     )
+
+
+# Largest hop count or duration stored; a 32-bit column on PostgreSQL.
+MAX_COUNTER = 2**31 - 1
+MAX_COST_LENGTH = 20  # "KES 0.10" or "0.0"; the column is VARCHAR(20)
+MAX_ERROR_MESSAGE_LENGTH = 1000
 
 
 def _optional_int(form: Mapping[str, str], name: str) -> int | None:
@@ -90,9 +102,19 @@ def _optional_int(form: Mapping[str, str], name: str) -> int | None:
     if not raw:
         return None
     try:
-        return int(float(raw))
+        value = float(raw)
     except ValueError:
         raise InvalidRequest(name, f"not a number: {raw[:20]!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_COUNTER:
+        raise InvalidRequest(name, f"expected 0 to {MAX_COUNTER}, got {raw[:20]!r}")
+    return int(value)
+
+
+def _optional_text(form: Mapping[str, str], name: str, max_length: int) -> str | None:
+    value = form.get(name) or None
+    if value is not None and len(value) > max_length:
+        raise InvalidRequest(name, f"longer than {max_length} characters")
+    return value
 
 
 def parse_session_end(form: Mapping[str, str]) -> UssdSessionEnd:
@@ -104,10 +126,10 @@ def parse_session_end(form: Mapping[str, str]) -> UssdSessionEnd:
         session_id=_matching(form, "sessionId", SESSION_ID),
         status=status,
         phone=phone,
-        network_code=form.get("networkCode") or None,
+        network_code=_network_code(form),
         hops=_optional_int(form, "hopsCount"),
         duration_ms=_optional_int(form, "durationInMillis"),
-        cost=(form.get("cost") or None),
-        error_message=(form.get("errorMessage") or None),
+        cost=_optional_text(form, "cost", MAX_COST_LENGTH),
+        error_message=_optional_text(form, "errorMessage", MAX_ERROR_MESSAGE_LENGTH),
         date=(form.get("date") or None),
     )

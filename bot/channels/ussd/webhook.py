@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from aiohttp import web
@@ -54,14 +56,44 @@ def _text_response(body: str, status: int = 200) -> web.Response:
     return web.Response(text=body, status=status, content_type="text/plain")
 
 
+def client_allowed(remote: str | None, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """Check the peer address against the allowlist; an empty list allows every client."""
+    if not networks:
+        return True
+    try:
+        address = ip_address(remote or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
 class UssdWebhook:
-    def __init__(self, *, host: ConversationHost, clock: Clock, metrics: Any) -> None:
+    """Africa's Talking signs no USSD request, so the only check is the caller's address."""
+
+    def __init__(
+        self,
+        *,
+        host: ConversationHost,
+        clock: Clock,
+        metrics: Any,
+        allowed_networks: Sequence[IPv4Network | IPv6Network] = (),
+    ) -> None:
         self.host = host
         self.clock = clock
         self.metrics = metrics
+        self.allowed_networks = tuple(allowed_networks)
+
+    def _forbidden(self, request: web.Request, endpoint: str) -> web.Response | None:
+        if client_allowed(request.remote, self.allowed_networks):
+            return None
+        self.metrics.requests.labels(endpoint, "forbidden").inc()
+        log.warning("ussd request from an address not in MYAFYA_AT_ALLOWED_NETWORKS rejected")
+        return _text_response("forbidden: client address not allowed", status=403)
 
     async def handle_step(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
+        if (rejection := self._forbidden(request, "ussd")) is not None:
+            return rejection
         form = await request.post()
         fields = {key: str(value) for key, value in form.items()}
         try:
@@ -116,6 +148,8 @@ class UssdWebhook:
         return apology(language)
 
     async def handle_session_end(self, request: web.Request) -> web.Response:
+        if (rejection := self._forbidden(request, "ussd_events")) is not None:
+            return rejection
         form = await request.post()
         fields = {key: str(value) for key, value in form.items()}
         try:
