@@ -24,12 +24,20 @@ from bot.engine.commands import (
 )
 from bot.engine.engine import Engine
 from bot.engine.flow import Flow, StepContext
-from bot.engine.model import Conversation, Input, Reply, ScreenLimits
+from bot.engine.model import (
+    Conversation,
+    InboundMessage,
+    Input,
+    MessageResult,
+    Option,
+    Reply,
+    ScreenLimits,
+)
 from bot.flows import HOME_TARGETS
 from core.booking import service as booking
 from core.booking.model import Appointment, Doctor, Slot, Specialty
 from core.clock import Clock
-from core.db.database import UnitOfWork
+from core.db.database import Sql, UnitOfWork
 from core.i18n import DEFAULT_LANGUAGE, N_, local_day_and_time, translate
 from core.identity import patients
 from core.notify import reminders
@@ -403,3 +411,147 @@ class ConversationHost:
 
 # USSD: 182 GSM-7 characters per screen, less the 4 of "CON " or "END ".
 USSD_LIMITS = ScreenLimits(max_chars=178, max_choices=9, gsm7_only=True)
+
+
+RECORD_INBOUND = Sql(
+    """
+    INSERT INTO inbound_messages (provider, provider_message_id, channel, received_at)
+    VALUES (:provider, :provider_message_id, :channel, :received_at)
+    ON CONFLICT (provider, provider_message_id) DO NOTHING
+    RETURNING id
+    """
+)
+
+# Conversation data key marking a pending "continue or start again?" question.
+RESUME_KEY = "_resume"
+RESUME_CONTINUE, RESUME_RESTART = "1", "2"
+
+
+async def handle_message(host: ConversationHost, message: InboundMessage) -> MessageResult:
+    """Apply one chat message (WhatsApp, Telegram, two-way SMS) exactly once.
+
+    The dedupe row, the conversation and the outbound reply commit in one transaction, so a
+    provider's retry or a concurrent copy of the message finds the dedupe row and does nothing.
+    """
+    for attempt in range(MAX_STALE_RETRIES):
+        try:
+            return await _handle_message_once(host, message)
+        except store.StaleConversation:
+            log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
+    raise store.StaleConversation("conversation kept changing; gave up")
+
+
+async def _handle_message_once(host: ConversationHost, message: InboundMessage) -> MessageResult:
+    now = host.clock.now()
+    engine = host.engine
+    async with host.database.unit_of_work() as uow:
+        recorded = await uow.scalar(
+            RECORD_INBOUND,
+            provider=message.provider,
+            provider_message_id=message.provider_message_id,
+            channel=message.channel,
+            received_at=now,
+        )
+        if recorded is None:
+            return MessageResult(None, None, None, "", "", duplicate=True)
+
+        conversation = await host._load(uow, message.key, message.channel, now)
+        before = f"{conversation.flow}.{conversation.state}"
+        if message.screen_version is not None and message.screen_version != conversation.version:
+            # A button on an old screen: the dedupe row commits, nothing else changes.
+            return MessageResult(
+                None, conversation.id, conversation.version, before, before, stale_screen=True
+            )
+
+        context = host._context(uow, conversation, now)
+        reply = await _next_reply(engine, conversation, message, context)
+        conversation.channel = message.channel
+        conversation.session_id = None
+        conversation.session_input = None
+        conversation.last_reply = reply
+        engine.touch(conversation, now)
+        await store.save(uow, conversation, now=now)
+        await _enqueue_reply(host, uow, conversation, message, reply, now)
+        after = f"{conversation.flow}.{conversation.state}"
+        return MessageResult(reply, conversation.id, conversation.version, before, after)
+
+
+async def _next_reply(
+    engine: Engine, conversation: Conversation, message: InboundMessage, context: StepContext
+) -> Reply:
+    limits = message.limits
+    last = conversation.last_reply
+    if RESUME_KEY in conversation.data:
+        answer = message.input.text
+        if answer == RESUME_CONTINUE:
+            del conversation.data[RESUME_KEY]
+            return await engine.render(conversation, context, limits)
+        if answer == RESUME_RESTART:
+            return await engine.start(conversation, context, limits)
+        return _resume_prompt(conversation, context.language, notice=True)
+
+    moved_channel = conversation.channel != message.channel
+    if (
+        moved_channel
+        and last is not None
+        and not last.end
+        and not engine.is_home(conversation)
+        and not engine.is_expired(conversation, context.now)
+    ):
+        # Started elsewhere (say on USSD) and left mid-way: ask before acting on this input.
+        conversation.data[RESUME_KEY] = conversation.channel
+        return _resume_prompt(conversation, context.language, notice=False)
+    if last is None or last.end or (moved_channel and engine.is_home(conversation)):
+        # A first message, a message after a finished flow, or a new channel at home: show the
+        # opening screen rather than reading "hello" as a menu choice.
+        return await engine.start(conversation, context, limits)
+    return await engine.step(conversation, message.input, context, limits)
+
+
+CHANNEL_NAMES = {"ussd": "USSD", "sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
+
+
+def _resume_prompt(conversation: Conversation, language: str, *, notice: bool) -> Reply:
+    previous = str(conversation.data.get(RESUME_KEY, ""))
+    body = translate(language, "resume.prompt", channel=CHANNEL_NAMES.get(previous, previous))
+    if notice:
+        body = translate(language, "input.invalid_choice") + "\n" + body
+    return Reply(
+        body=body,
+        options=(
+            Option(RESUME_CONTINUE, translate(language, "resume.continue")),
+            Option(RESUME_RESTART, translate(language, "resume.restart")),
+        ),
+    )
+
+
+async def _enqueue_reply(
+    host: ConversationHost,
+    uow: UnitOfWork,
+    conversation: Conversation,
+    message: InboundMessage,
+    reply: Reply,
+    now: datetime,
+) -> None:
+    """Queue the reply in this transaction; the channel's sender renders it from `variables`."""
+    message_id = await enqueue_message(
+        uow,
+        dedupe_key=f"reply:{message.provider}:{message.provider_message_id}",
+        patient_id=conversation.patient_id,
+        recipient=message.reply_to,
+        channel=message.channel,
+        template="conversation.reply",
+        variables={"reply": reply.to_json(), "screen_version": conversation.version},
+        language=conversation.language or DEFAULT_LANGUAGE,
+        body=reply.as_text(),
+        now=now,
+        priority=Priority.URGENT,
+        kind=MessageKind.REPLY,
+    )
+    dispatcher = host.dispatcher
+    if message_id is not None and dispatcher is not None:
+
+        async def send_after_commit() -> None:
+            dispatcher.dispatch_later(message_id)
+
+        uow.after_commit(send_after_commit)

@@ -145,3 +145,38 @@ class Conversation:
     last_reply: Reply | None = None
     version: int = 0
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a chat channel (WhatsApp, Telegram, two-way SMS), already authenticated.
+
+    `key` identifies the conversation: the verified E.164 phone number, or `tg:<user id>` for a
+    Telegram user who has not shared a contact yet. `reply_to` is where replies go on this
+    channel (`whatsapp:+2547…`, a Telegram chat id, `+2547…`).
+    """
+
+    channel: str
+    provider: str
+    provider_message_id: str
+    key: str
+    reply_to: str
+    input: Input
+    received_at: datetime
+    limits: ScreenLimits
+    # The conversation version a pressed button was drawn for; a different current version
+    # means the keyboard is stale and the press must not act.
+    screen_version: int | None = None
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """What handling an inbound chat message did."""
+
+    reply: Reply | None
+    conversation_id: int | None
+    conversation_version: int | None
+    state_before: str
+    state_after: str
+    duplicate: bool = False
+    stale_screen: bool = False

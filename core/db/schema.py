@@ -297,3 +297,36 @@ delivery_reports = Table(
         name="uq_delivery_reports_provider_message_status",
     ),
 )
+
+# Inbound provider messages already applied (WhatsApp MessageSid, Telegram update_id, Africa's
+# Talking SMS id). The insert happens in the transaction that applies the message, so a retry
+# or a concurrent copy finds the row and changes nothing.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("provider_message_id", String(100), nullable=False),
+    Column("channel", String(20), nullable=False),
+    _utc("received_at", nullable=False),
+    UniqueConstraint(
+        "provider", "provider_message_id", name="uq_inbound_messages_provider_message"
+    ),
+    Index("ix_inbound_messages_received_at", "received_at"),
+)
+
+# A patient's address on a chat channel: a WhatsApp number, a Telegram user (whose phone is
+# known only once they share their contact). `last_inbound_at` drives WhatsApp's 24-hour window.
+channel_identities = Table(
+    "channel_identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("phone", String(20)),
+    Column("chat_id", String(64)),
+    _utc("last_inbound_at"),
+    _utc("created_at", nullable=False),
+    UniqueConstraint("channel", "address", name="uq_channel_identities_channel_address"),
+    Index("ix_channel_identities_phone", "phone"),
+)

@@ -23,13 +23,20 @@ class MessageKind(enum.StrEnum):
     MOVED = "moved"
     REMINDER = "reminder"
     PAYMENT_RECEIPT = "payment_receipt"
+    REPLY = "reply"  # the next screen of a chat conversation, answering the patient's message
 
 
 # Messages a patient gets even after opting out: each answers something the patient did or asked
 # for a moment ago (a booking, a cancel, a move, a payment). Reminders and every other message are
 # non-essential, so an opt-out suppresses them.
 ESSENTIAL_KINDS: Final = frozenset(
-    {MessageKind.BOOKED, MessageKind.CANCELLED, MessageKind.MOVED, MessageKind.PAYMENT_RECEIPT}
+    {
+        MessageKind.BOOKED,
+        MessageKind.CANCELLED,
+        MessageKind.MOVED,
+        MessageKind.PAYMENT_RECEIPT,
+        MessageKind.REPLY,
+    }
 )
 
 
