@@ -117,7 +117,11 @@ class WorkerRuntime:
             outcome = SenderFailure(f"no sender for channel {message.channel}", retryable=False)
         else:
             try:
-                outcome = sender.send_blocking(message.recipient, message.body)
+                send_message = getattr(sender, "send_message_blocking", None)
+                if send_message is not None:
+                    outcome = send_message(message)
+                else:
+                    outcome = sender.send_blocking(message.recipient, message.body)
             except Exception as exc:  # a sender bug must not leave the row in `sending`
                 log.exception("outbox message %s: sender raised", message_id)
                 outcome = SenderFailure(f"sender error: {type(exc).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from core.notify.outbox import OutboundMessage
 from core.notify.pipeline import SendOutcome
 
 __all__ = ["BlockingSender", "OutboxDispatcher", "SendOutcome"]
@@ -30,3 +31,12 @@ class BlockingSender(Protocol):
     answers."""
 
     def send_blocking(self, to: str, text: str) -> SendOutcome: ...
+
+
+class BlockingMessageSender(Protocol):
+    """A sender that needs the whole outbox row, e.g. to draw a reply's options as buttons.
+
+    The worker prefers `send_message_blocking` when a sender has it.
+    """
+
+    def send_message_blocking(self, message: OutboundMessage) -> SendOutcome: ...

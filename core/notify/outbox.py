@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,11 @@ class OutboundMessage:
     priority: int = 5
     appointment_id: int | None = None
     appointment_starts_at: datetime | None = None
+    # What a chat channel's sender needs to draw buttons: the message id from the catalogues
+    # (or "conversation.reply") and its variables, such as a reply's options.
+    template: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ CLAIM_FOR_SEND = Sql(
         updated_at = :now
     WHERE id = :id AND status = 'queued' AND attempts = :attempts AND not_before <= :now
     RETURNING id, recipient, channel, body, status, attempts, patient_id, kind, priority,
-              appointment_id, appointment_starts_at
+              appointment_id, appointment_starts_at, template, variables, language
     """
 )
 
@@ -274,6 +279,9 @@ def _outbound(row: Row) -> OutboundMessage:
         priority=row["priority"],
         appointment_id=row["appointment_id"],
         appointment_starts_at=row["appointment_starts_at"],
+        template=row["template"],
+        variables=json.loads(row["variables"]),
+        language=row["language"],
     )
 
 
