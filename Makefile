@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed-run $@
 
 run: $(VENV)/.installed-run
-	$(BIN)/myafya serve
+	$(BIN)/myafya serve $(ARGS)
 
 test: $(VENV)/.installed-test
 	@scripts/ensure-chromium
@@ -31,6 +31,12 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Benchmarks print ratios against a baseline measured in the same run; see bench/README.md.
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/ussd.py
+	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*

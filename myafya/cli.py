@@ -10,6 +10,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
+from core.db.database import Sql
 from myafya.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("myafya")
@@ -131,7 +132,9 @@ def seed_demo() -> None:
         print("The database already has a clinic; nothing seeded.")
 
 
-async def _create_user(settings: Settings, role: str, username: str, password: str) -> int:
+async def _create_user(
+    settings: Settings, role: str, username: str, password: str, links: dict[str, int | None]
+) -> int:
     from core.clock import SystemClock
     from core.db.database import open_database
     from core.identity.staff import StaffRole, create_staff_user
@@ -139,21 +142,39 @@ async def _create_user(settings: Settings, role: str, username: str, password: s
     database = await open_database(settings.database_url)
     try:
         async with database.unit_of_work() as uow:
+            for link, value in links.items():
+                if value is not None and not await uow.scalar(LINK_EXISTS[link], id=value):
+                    raise ValueError(f"no {LINK_TABLES[link]} record has id {value}")
             return await create_staff_user(
                 uow,
                 username=username,
                 password=password,
                 role=StaffRole(role),
                 now=SystemClock().now(),
+                **links,
             )
     finally:
         await database.close()
 
 
-def create_user(role: str, username: str) -> None:
+LINK_TABLES = {"doctor_id": "doctors", "pharmacy_id": "pharmacies", "lab_id": "labs"}
+LINK_EXISTS = {
+    link: Sql(f"SELECT 1 FROM {table} WHERE id = :id")  # noqa: S608  # fixed table names
+    for link, table in LINK_TABLES.items()
+}
+# The record each role works for; its id is required when creating such a user.
+ROLE_LINKS = {"doctor": "doctor_id", "pharmacist": "pharmacy_id", "lab_technician": "lab_id"}
+
+
+def create_user(role: str, username: str, links: dict[str, int | None]) -> None:
     from core.db.migrate import upgrade_to_head
     from core.errors import DomainError
 
+    required = ROLE_LINKS.get(role)
+    if required is not None and links.get(required) is None:
+        option = "--" + required.replace("_", "-")
+        print(f"myafya: a {role} user needs {option} (the id it works for)", file=sys.stderr)
+        raise SystemExit(2)
     settings = _settings_or_exit()
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -161,8 +182,8 @@ def create_user(role: str, username: str) -> None:
         password = sys.stdin.readline().rstrip("\n")
     upgrade_to_head(settings.database_url)
     try:
-        user_id = asyncio.run(_create_user(settings, role, username, password))
-    except DomainError as exc:
+        user_id = asyncio.run(_create_user(settings, role, username, password, links))
+    except (DomainError, ValueError) as exc:
         print(f"myafya: cannot create user {username!r}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     print(f"Created {role} user {username!r} (id {user_id}).")
@@ -297,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["doctor", "lab_technician", "pharmacist", "admin"]
     )
     user_parser.add_argument("--username", required=True)
+    user_parser.add_argument("--doctor-id", type=int, help="doctor record of a doctor user")
+    user_parser.add_argument("--pharmacy-id", type=int, help="pharmacy of a pharmacist user")
+    user_parser.add_argument("--lab-id", type=int, help="lab of a lab technician user")
     return parser
 
 
@@ -314,4 +338,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "seed-demo":
             seed_demo()
         case "create-user":
-            create_user(args.role, args.username)
+            links = {
+                "doctor_id": args.doctor_id,
+                "pharmacy_id": args.pharmacy_id,
+                "lab_id": args.lab_id,
+            }
+            create_user(args.role, args.username, links)

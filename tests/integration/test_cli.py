@@ -59,13 +59,13 @@ def test_create_user_reads_password_from_stdin(tmp_path: Path) -> None:
         tmp_path,
         "create-user",
         "--role",
-        "pharmacist",
+        "admin",
         "--username",
         "pharm-test",
         stdin="long-enough-password\n",
     )
     assert result.returncode == 0, result.stderr
-    assert "Created pharmacist user 'pharm-test'" in result.stdout
+    assert "Created admin user 'pharm-test'" in result.stdout
     assert "long-enough-password" not in result.stdout + result.stderr
 
     again = run_cli(
@@ -79,6 +79,46 @@ def test_create_user_reads_password_from_stdin(tmp_path: Path) -> None:
     )
     assert again.returncode == 1
     assert "pharm-test" in again.stderr
+
+
+def test_create_user_links_doctor(tmp_path: Path) -> None:
+    assert run_cli(tmp_path, "seed-demo", MYAFYA_DEMO_PASSWORD="demo-password-1").returncode == 0
+    missing = run_cli(
+        tmp_path,
+        "create-user",
+        "--role",
+        "doctor",
+        "--username",
+        "doc-test",
+        stdin="long-enough-password\n",
+    )
+    assert missing.returncode == 2
+    assert "--doctor-id" in missing.stderr
+    unknown = run_cli(
+        tmp_path,
+        "create-user",
+        "--role",
+        "doctor",
+        "--username",
+        "doc-test",
+        "--doctor-id",
+        "999",
+        stdin="long-enough-password\n",
+    )
+    assert unknown.returncode == 1
+    assert "no doctors record has id 999" in unknown.stderr
+    created = run_cli(
+        tmp_path,
+        "create-user",
+        "--role",
+        "doctor",
+        "--username",
+        "doc-test",
+        "--doctor-id",
+        "1",
+        stdin="long-enough-password\n",
+    )
+    assert created.returncode == 0, created.stderr
 
 
 def test_create_user_rejects_short_password(tmp_path: Path) -> None:
