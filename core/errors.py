@@ -45,6 +45,18 @@ class SlotUnavailable(DomainError):
         self.alternatives: list[Slot] = list(alternatives)
 
 
+class AlreadyBookedThen(DomainError):
+    """The patient already has a live appointment overlapping the requested slot."""
+
+    message_id = "booking.already_booked_then"
+
+
+class TooManyAppointments(DomainError):
+    """The patient holds the maximum number of upcoming appointments."""
+
+    message_id = "booking.too_many"
+
+
 class ChangeTooLate(DomainError):
     """A cancel or reschedule came after the cut-off before the appointment."""
 

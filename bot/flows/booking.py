@@ -6,10 +6,10 @@ import enum
 from datetime import date
 
 from bot.engine.commands import BookAppointment
-from bot.engine.flow import Finish, Flow, Go, Outcome, Step, StepContext
+from bot.engine.flow import Finish, Flow, Go, Home, Outcome, Step, StepContext
 from bot.engine.model import Choice, Screen, Text
 from bot.flows.common import day_and_time_choices, day_choices, time_choices
-from core.errors import SlotUnavailable
+from core.errors import AlreadyBookedThen, SlotUnavailable, TooManyAppointments
 from core.i18n import local_date, local_day_and_time, money
 
 
@@ -112,6 +112,10 @@ async def handle_confirm(context: StepContext, value: str) -> Outcome:
     except SlotUnavailable as exc:
         context.data["alternatives"] = [slot.id for slot in exc.alternatives]
         return Go(State.TAKEN, replace=True)
+    except AlreadyBookedThen:
+        return Go(State.TIME, replace=True, notice=Text("booking.already_booked_then"))
+    except TooManyAppointments as exc:
+        return Home(Text("booking.too_many", **exc.params))
     return Finish(
         Text(
             "booking.booked",

@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from core.booking.availability import next_free_slots
 from core.booking.model import Appointment, AppointmentStatus, Slot
 from core.db.database import Row, Sql, UniqueViolation, UnitOfWork
-from core.errors import ChangeTooLate, InvalidTransition, NotFound, SlotUnavailable
+from core.errors import (
+    AlreadyBookedThen,
+    ChangeTooLate,
+    InvalidTransition,
+    NotFound,
+    SlotUnavailable,
+    TooManyAppointments,
+)
 
 # Uppercase letters and digits without 0/O and 1/I, which are misread when typed or spoken.
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -147,6 +154,7 @@ async def book_appointment(
     slot, problem = await _check_slot(uow, slot_id=slot_id, now=now, lead=lead)
     if slot is None:
         raise SlotUnavailable(problem or f"slot {slot_id} not found", slot_id=slot_id)
+    await _check_patient_limits(uow, patient_id=patient_id, slot=slot, now=now)
     if problem is not None:
         raise await _unavailable(
             uow,
@@ -188,6 +196,42 @@ async def book_appointment(
             )
         return await _load(uow, appointment_id)
     raise RuntimeError(f"no free booking reference after {REFERENCE_ATTEMPTS} attempts")
+
+
+# Upcoming live appointments one patient may hold at once. A shared phone books for a family,
+# so this is above one, but it stops one number from taking a doctor's whole week.
+MAX_UPCOMING_PER_PATIENT = 4
+
+_COUNT_UPCOMING = Sql(
+    "SELECT COUNT(*) FROM appointments WHERE patient_id = :patient_id"
+    " AND status IN ('held', 'booked') AND starts_at > :now"
+)
+_COUNT_OVERLAPPING = Sql(
+    "SELECT COUNT(*) FROM appointments a JOIN slots s ON s.id = a.slot_id"
+    " WHERE a.patient_id = :patient_id AND a.status IN ('held', 'booked')"
+    " AND s.starts_at < :ends_at AND s.ends_at > :starts_at"
+)
+
+
+async def _check_patient_limits(
+    uow: UnitOfWork, *, patient_id: int, slot: Slot, now: datetime
+) -> None:
+    """Refuse a second appointment at the same time, or more than the upcoming maximum.
+
+    Both counts run in the booking's transaction, which holds the patient's conversation lock,
+    so two bookings of one patient cannot pass them together from the flows.
+    """
+    overlapping = await uow.scalar(
+        _COUNT_OVERLAPPING, patient_id=patient_id, starts_at=slot.starts_at, ends_at=slot.ends_at
+    )
+    if overlapping:
+        raise AlreadyBookedThen(f"patient {patient_id} already has an appointment at that time")
+    upcoming = await uow.scalar(_COUNT_UPCOMING, patient_id=patient_id, now=now)
+    if upcoming >= MAX_UPCOMING_PER_PATIENT:
+        raise TooManyAppointments(
+            f"patient {patient_id} already has {upcoming} upcoming appointments",
+            maximum=MAX_UPCOMING_PER_PATIENT,
+        )
 
 
 async def list_upcoming_appointments(

@@ -282,3 +282,32 @@ async def test_kiswahili_times_use_swahili_time(service) -> None:
     _, screen = await service.ussd("ATUid_swtime", phone, text)
     assert "saa 3:30 asubuhi" in screen  # 09:30, the first free time today
     assert "09:30" not in screen
+
+
+async def pick_and_confirm(service, session: str, phone: str, doctor: str, time_choice: str):
+    text = "1*" + first_option((await service.ussd(session, phone, "1"))[1])
+    _, screen = await service.ussd(session, phone, text)
+    text += "*" + number_of(screen, doctor)
+    _, screen = await service.ussd(session, phone, text)
+    text += "*" + first_option(screen)
+    _, screen = await service.ussd(session, phone, text)
+    text += "*" + time_choice
+    await service.ussd(session, phone, text)
+    _, screen = await service.ussd(session, phone, text + "*1")
+    return screen
+
+
+async def test_patient_cannot_double_up_or_hoard(service) -> None:
+    from core.booking.appointments import MAX_UPCOMING_PER_PATIENT
+
+    await service.register(PHONE)
+    first = await pick_and_confirm(service, "ATUid_h1", PHONE, "Kamau", "1")
+    assert first.startswith("END Booked!")
+    same_time = await pick_and_confirm(service, "ATUid_h2", PHONE, "Njeri", "1")
+    assert same_time.startswith("CON You already have an appointment at that time.")
+    for index in range(2, MAX_UPCOMING_PER_PATIENT + 1):
+        screen = await pick_and_confirm(service, f"ATUid_h{index + 1}", PHONE, "Kamau", "1")
+        assert screen.startswith("END Booked!"), screen
+    refused = await pick_and_confirm(service, "ATUid_h9", PHONE, "Kamau", "1")
+    assert refused.startswith(f"CON You already have {MAX_UPCOMING_PER_PATIENT} upcoming")
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == MAX_UPCOMING_PER_PATIENT
