@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from core.booking.model import Slot
 from core.db.database import Row, Sql, UnitOfWork
 
 # The status list is LIVE_APPOINTMENT_STATUSES of core.db.schema. A unit test checks they match.
+_NOT_TAKEN = (
+    " AND NOT EXISTS (SELECT 1 FROM appointments a"
+    " WHERE a.slot_id = s.id AND a.status IN ('held', 'booked'))"
+)
 _FREE_SLOT_QUERY = (
     "SELECT s.id, s.doctor_id, s.starts_at, s.ends_at FROM slots s"
     " JOIN doctors d ON d.id = s.doctor_id"
     " WHERE s.doctor_id = :doctor_id AND d.active = true AND s.starts_at >= :earliest"
-    " AND NOT EXISTS (SELECT 1 FROM appointments a"
-    " WHERE a.slot_id = s.id AND a.status IN ('held', 'booked'))"
+    + _NOT_TAKEN
 )
 _SELECT_FREE_BETWEEN = Sql(_FREE_SLOT_QUERY + " AND s.starts_at < :latest ORDER BY s.starts_at")
 _SELECT_FREE_AFTER = Sql(
     _FREE_SLOT_QUERY + " AND s.starts_at > :after ORDER BY s.starts_at LIMIT :limit"
 )
+# Statements of `list_open_days`, by number of days.
+_OPEN_DAYS: dict[int, Sql] = {}
+
+
+def _open_days_sql(days: int) -> Sql:
+    """Build the statement that returns, for each local day, whether a free slot starts in it.
+
+    Day i runs from `:from_i` to `:until_i`, UTC instants that the caller computes from the
+    zone, so a day that DST makes 23 or 25 hours long needs nothing special. Each EXISTS stops
+    at the day's first free slot, on the index of (doctor_id, starts_at).
+    """
+    found = _OPEN_DAYS.get(days)
+    if found is None:
+        # One lower bound per day. Given both `now + lead` and the day's midnight, SQLite's
+        # planner searched from the former and read every day's slots up to the latter.
+        flags = ", ".join(
+            "EXISTS (SELECT 1 FROM slots s WHERE s.doctor_id = d.id"
+            f" AND s.starts_at >= :from_{i} AND s.starts_at < :until_{i}{_NOT_TAKEN})"
+            for i in range(days)
+        )
+        found = Sql(f"SELECT {flags} FROM doctors d WHERE d.id = :doctor_id AND d.active = true")
+        _OPEN_DAYS[days] = found
+    return found
 
 
 def _slot(row: Row) -> Slot:
@@ -38,6 +65,12 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
 
 
+@lru_cache(maxsize=64)
+def _local_midnights(first_day: date, count: int, zone: ZoneInfo) -> tuple[datetime, ...]:
+    """Return the UTC instants at which `first_day` and the `count - 1` days after it begin."""
+    return tuple(local_midnight(first_day + timedelta(days=i), zone) for i in range(count))
+
+
 async def list_open_days(
     uow: UnitOfWork,
     *,
@@ -52,15 +85,19 @@ async def list_open_days(
     Dates are in `zone`, and only slots starting at or after `now + lead` count.
     """
     _check_lead(lead)
+    if horizon_days < 1:
+        return []
     today = now.astimezone(zone).date()
-    rows = await uow.all(
-        _SELECT_FREE_BETWEEN,
-        doctor_id=doctor_id,
-        earliest=now + lead,
-        latest=local_midnight(today + timedelta(days=horizon_days), zone),
-    )
-    days = {row["starts_at"].astimezone(zone).date() for row in rows}
-    return sorted(days)
+    earliest = now + lead
+    midnights = _local_midnights(today, horizon_days + 1, zone)
+    bounds: dict[str, datetime] = {}
+    for i in range(horizon_days):
+        bounds[f"from_{i}"] = max(earliest, midnights[i])
+        bounds[f"until_{i}"] = midnights[i + 1]
+    row = await uow.one(_open_days_sql(horizon_days), doctor_id=doctor_id, **bounds)
+    if row is None:  # no such doctor, or not active
+        return []
+    return [today + timedelta(days=i) for i in range(horizon_days) if row[i]]
 
 
 async def list_free_slots(
