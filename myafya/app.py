@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.channels.sms.africastalking import AfricasTalkingSmsSender
 from bot.channels.sms.delivery_reports import AfricasTalkingDeliveryReports
+from bot.channels.sms.inbound import AfricasTalkingInboundSms
 from bot.channels.ussd.webhook import UssdWebhook
 from bot.engine.host import ConversationHost, HostConfig
 from bot.flows import FLOWS
@@ -49,6 +50,7 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 USSD_WEBHOOK = web.AppKey("ussd_webhook", UssdWebhook)
 SMS_DELIVERY_REPORTS = web.AppKey("sms_delivery_reports", AfricasTalkingDeliveryReports)
+SMS_INBOUND = web.AppKey("sms_inbound", AfricasTalkingInboundSms)
 
 
 def host_config(settings: Settings) -> HostConfig:
@@ -130,6 +132,12 @@ def create_app(
         app[SMS_DELIVERY_REPORTS] = AfricasTalkingDeliveryReports(
             secret=settings.at_webhook_secret, clock=clock, database=database
         )
+        app[SMS_INBOUND] = AfricasTalkingInboundSms(
+            host=host,
+            secret=settings.at_webhook_secret,
+            allowed_networks=settings.at_networks,
+            metrics=metrics,
+        )
         slot_keeper = asyncio.get_running_loop().create_task(
             keep_slots_ahead(database, clock, settings)
         )
@@ -151,12 +159,20 @@ def create_app(
     async def sms_delivery_report(request: web.Request) -> web.StreamResponse:
         return await request.app[SMS_DELIVERY_REPORTS].handle(request)
 
+    async def sms_inbound_with_secret(request: web.Request) -> web.StreamResponse:
+        return await request.app[SMS_INBOUND].handle_with_secret(request)
+
+    async def sms_inbound_from_network(request: web.Request) -> web.StreamResponse:
+        return await request.app[SMS_INBOUND].handle_from_network(request)
+
     app.router.add_post("/webhooks/africastalking/ussd", ussd_step)
     app.router.add_post("/webhooks/africastalking/ussd/events", ussd_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_post("/webhooks/africastalking/sms/delivery/{secret}", sms_delivery_report)
+    app.router.add_post("/webhooks/africastalking/sms", sms_inbound_from_network)
+    app.router.add_post("/webhooks/africastalking/sms/{secret}", sms_inbound_with_secret)
 
     if settings.sandbox_on:
         assert store is not None

@@ -117,6 +117,23 @@ class Engine:
         conversation.expires_at = None
         return await self.render(conversation, context, limits)
 
+    async def start_at(
+        self, conversation: Conversation, context: StepContext, limits: ScreenLimits, flow: str
+    ) -> Reply:
+        """Open a new session in `flow`, as if the patient had picked it on the home menu.
+
+        A patient who has not registered gets the opening screen instead, because every flow
+        but registration needs a patient. Raises KeyError for an unknown flow name.
+        """
+        target = self.flows[flow]
+        self.go_home(conversation)
+        conversation.expires_at = None
+        if conversation.patient_id is not None and conversation.flow != flow:
+            conversation.back_stack.append((conversation.flow, conversation.state))
+            conversation.flow = flow
+            conversation.state = target.initial.name
+        return await self.render(conversation, context, limits)
+
     async def step(
         self,
         conversation: Conversation,

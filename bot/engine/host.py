@@ -28,6 +28,7 @@ from bot.engine.model import (
     Conversation,
     InboundMessage,
     Input,
+    InputKind,
     MessageResult,
     Option,
     Reply,
@@ -481,6 +482,14 @@ async def _next_reply(
 ) -> Reply:
     limits = message.limits
     last = conversation.last_reply
+    if message.start_flow is not None:
+        # A keyword names where to go, so any pending "continue or start again?" is dropped.
+        reply = await engine.start_at(conversation, context, limits, message.start_flow)
+        opened = conversation.flow == message.start_flow  # not when registration comes first
+        has_answer = message.input.kind is InputKind.TEXT
+        if opened and has_answer and not engine.current_step(conversation).commits:
+            reply = await engine.step(conversation, message.input, context, limits)
+        return reply
     if RESUME_KEY in conversation.data:
         answer = message.input.text
         if answer == RESUME_CONTINUE:

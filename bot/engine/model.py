@@ -167,6 +167,9 @@ class InboundMessage:
     # The conversation version a pressed button was drawn for; a different current version
     # means the keyboard is stale and the press must not act.
     screen_version: int | None = None
+    # A flow to open before reading `input`, for a keyword such as SMS `BOOK`: the flow starts
+    # as if picked on the home menu, and a non-empty `input` answers its first screen.
+    start_flow: str | None = None
 
 
 @dataclass(frozen=True)

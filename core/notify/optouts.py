@@ -33,15 +33,17 @@ def patient_scope(patient_id: int) -> str:
 
 async def opt_out(
     uow: UnitOfWork, *, phone: str, now: datetime, patient_id: int | None = None, source: str
-) -> None:
+) -> bool:
     """Stop non-essential messages to `phone`, or only those about `patient_id`.
 
-    Repeating an opt-out changes nothing. `phone` is E.164, as stored on patients.
+    Return whether this call added the opt-out: repeating one changes nothing and returns
+    False, so a caller can confirm it exactly once. `phone` is E.164, as stored on patients.
     """
     scope = SCOPE_ALL if patient_id is None else patient_scope(patient_id)
-    await uow.execute(
+    inserted = await uow.execute(
         _INSERT, phone=phone, scope=scope, patient_id=patient_id, source=source, now=now
     )
+    return inserted == 1
 
 
 async def opt_in(uow: UnitOfWork, *, phone: str, patient_id: int | None = None) -> int:

@@ -16,6 +16,9 @@ import requests
 from africastalking.Service import AfricasTalkingException, validate_phone
 from africastalking.SMS import SMSService
 
+from bot.channels.sms.rendering import render_outbound_sms
+from core.notify.outbox import OutboundMessage
+
 log = logging.getLogger(__name__)
 
 # Per-recipient `statusCode`s: 100 Processed, 101 Sent, 102 Queued.
@@ -79,6 +82,11 @@ class AfricasTalkingSmsSender:
     async def send(self, to: str, text: str) -> SendResult:
         """Send `text` to the E.164 number `to` from a worker thread; see `send_blocking`."""
         return await asyncio.to_thread(self.send_blocking, to, text)
+
+    def send_message_blocking(self, message: OutboundMessage) -> SendResult:
+        """Send an outbox row as SMS text, normalised to GSM-7 and a reply drawn as numbered
+        text (see `bot.channels.sms.rendering`)."""
+        return self.send_blocking(message.recipient, render_outbound_sms(message))
 
     def send_blocking(self, to: str, text: str) -> SendResult:
         """Send `text` to the E.164 number `to` and classify the outcome, blocking the calling
