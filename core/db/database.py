@@ -106,14 +106,35 @@ def _sqlite_param(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime passed to the database; use the clock's UTC values")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        utc = value.astimezone(UTC)
+        # The text of isoformat(" ", "microseconds") on the naive UTC value, formatted with %
+        # because that takes less than half the time of replace() and isoformat() on CPython 3.11.
+        return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+        )
     if isinstance(value, date):
         return value.isoformat()
     return value
 
 
 def _read_sqlite_datetime(raw: bytes) -> datetime:
-    return datetime.fromisoformat(raw.decode()).replace(tzinfo=UTC)
+    text = raw.decode()
+    # Parsing the text with a "+00:00" suffix takes about a fifth of the time of parsing it and
+    # then calling replace(tzinfo=UTC) on CPython 3.11. The slow path is for text that already
+    # has an offset, and for a bare date, which the suffix turns into a naive datetime.
+    try:
+        value = datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        value = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return value
 
 
 def _read_sqlite_date(raw: bytes) -> date:
