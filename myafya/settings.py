@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     at_allowed_networks: str = Field(
         default="",
         description="Comma-separated addresses or CIDR networks allowed to call the Africa's "
-        "Talking USSD webhooks; empty allows any",
+        "Talking USSD webhooks (empty allows any) and the inbound SMS webhook without a secret "
+        "path segment (empty allows none)",
     )
 
     conversation_timeout_minutes: int = Field(default=10, ge=1, le=24 * 60)

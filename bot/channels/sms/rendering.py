@@ -7,7 +7,7 @@ normalises the characters and shortens what still does not fit.
 Characters: punctuation that phones and word processors insert (curly quotes, dashes, ellipsis,
 non-breaking spaces) becomes its GSM-7 look-alike, and so do letters with a GSM-7 base letter
 (Kikuyu ũ and ĩ become u and i). One such letter would switch the whole SMS to UCS-2, which
-holds 70 characters a part instead of 160, so a name loses its diacritic rather than the message
+carries 70 characters a part instead of 160, so a name loses its diacritic rather than the message
 costing two to three times as much. Characters with no GSM-7 look-alike (other scripts, emoji)
 are kept, so nothing is replaced by "?", and that message goes out as UCS-2.
 """

@@ -49,7 +49,7 @@ _ANY_OPT_OUT = Sql("SELECT 1 FROM opt_outs WHERE phone = :phone LIMIT 1")
 
 
 class Outcome:
-    """What an inbound SMS did, for logs and metrics."""
+    """Names of what an inbound SMS did, for logs and metrics."""
 
     REPLIED = "replied"
     DUPLICATE = "duplicate"
