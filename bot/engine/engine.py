@@ -51,10 +51,23 @@ MAX_LIST = 90
 
 @dataclass(frozen=True)
 class HomeTargets:
-    """Targets of `00` and of a finished flow: registration until the patient has consented."""
+    """Targets of `00` and of a finished flow: registration until the patient has consented.
+
+    A chat user known only by a channel id (key `tg:<user id>`, not an E.164 number) gets
+    `unlinked` instead of registration, because registering needs a verified phone number.
+    """
 
     registered: FlowRef
     unregistered: FlowRef
+    unlinked: FlowRef | None = None
+
+    def target(self, *, registered: bool, key: str) -> FlowRef:
+        """Return the home of a conversation with this key (its phone column)."""
+        if registered:
+            return self.registered
+        if self.unlinked is not None and not key.startswith("+"):
+            return self.unlinked
+        return self.unregistered
 
 
 class Engine:
@@ -79,7 +92,7 @@ class Engine:
         return flow.steps[state]
 
     def _home_ref(self, conversation: Conversation) -> FlowRef:
-        return self.home.registered if conversation.patient_id else self.home.unregistered
+        return self.home.target(registered=bool(conversation.patient_id), key=conversation.phone)
 
     def is_home(self, conversation: Conversation) -> bool:
         ref = self._home_ref(conversation)
@@ -178,7 +191,10 @@ class Engine:
         context.patient_id = conversation.patient_id
         if step.handle is None:
             return Stay(Text("input.use_navigation"))
-        if received.kind in (InputKind.MEDIA, InputKind.LOCATION, InputKind.CONTACT):
+        if received.kind is InputKind.CONTACT:
+            # The host handles the user's own, just-linked number, so this contact is not usable.
+            return Stay(Text("link.not_own_contact"))
+        if received.kind in (InputKind.MEDIA, InputKind.LOCATION):
             return Stay(Text("input.answer_with_number"))
         if conversation.data.get(ACCEPTS_TEXT_KEY):
             if received.kind is InputKind.EMPTY:
@@ -276,7 +292,12 @@ class Engine:
         conversation.data[CHOICES_KEY] = {
             str(i + 1): screen.choices[i].value for i in range(first, last)
         }
-        reply = Reply(_join(notice_text, body), options, navigation)
+        contact_label = (
+            translate(language, screen.request_contact.id) if screen.request_contact else ""
+        )
+        reply = Reply(
+            _join(notice_text, body), options, navigation, request_contact=contact_label
+        )
         # When the notice makes the screen too long, the notice replaces the screen's own text.
         return self._fit_reply(reply, limits, shorter_body=notice_text or None)
 

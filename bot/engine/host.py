@@ -33,6 +33,7 @@ from bot.engine.model import (
     Option,
     Reply,
     ScreenLimits,
+    Text,
 )
 from bot.flows import HOME_TARGETS
 from core.booking import service as booking
@@ -323,7 +324,7 @@ class ConversationHost:
     async def _load(self, uow: UnitOfWork, phone: str, channel: str, now: datetime) -> Conversation:
         patient = await patients.find_patient_by_phone(uow, phone=phone)
         registered = patient is not None and patient.consented_at is not None
-        home = HOME_TARGETS.registered if registered else HOME_TARGETS.unregistered
+        home = HOME_TARGETS.target(registered=registered, key=phone)
         conversation = await store.load_or_create(
             uow,
             phone=phone,
@@ -510,6 +511,13 @@ async def _next_reply(
         # Started elsewhere (say on USSD) and left mid-way: ask before acting on this input.
         conversation.data[RESUME_KEY] = conversation.channel
         return _resume_prompt(conversation, context.language, notice=False)
+    if message.input.kind is InputKind.CONTACT and message.input.text == message.key:
+        # A chat user has just linked this phone number: confirm it and show the current screen
+        # of the phone's conversation. A new, finished or timed-out one starts at home.
+        if last is None or last.end or engine.is_expired(conversation, context.now):
+            engine.go_home(conversation)
+            conversation.expires_at = None
+        return await engine.render(conversation, context, limits, Text("link.linked"))
     if last is None or last.end or (moved_channel and engine.is_home(conversation)):
         # A first message, a message after a finished flow, or a new channel at home: show the
         # opening screen rather than reading "hello" as a menu choice.
@@ -550,7 +558,12 @@ async def _enqueue_reply(
         recipient=message.reply_to,
         channel=message.channel,
         template="conversation.reply",
-        variables={"reply": reply.to_json(), "screen_version": conversation.version},
+        variables={
+            "reply": reply.to_json(),
+            "screen_version": conversation.version,
+            # Telegram's buttons carry it, so a press is checked against its conversation.
+            "conversation_id": conversation.id,
+        },
         language=conversation.language or DEFAULT_LANGUAGE,
         body=reply.as_text(),
         now=now,

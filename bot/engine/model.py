@@ -74,6 +74,9 @@ class Screen:
     end: bool = False
     # Shown when the choice list is empty, in place of the choices.
     empty: Text | None = None
+    # The label of a button that shares the user's phone number, on chat channels that have
+    # one (Telegram's request-contact button).
+    request_contact: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class Reply:
     options: tuple[Option, ...] = ()
     navigation: tuple[Option, ...] = ()
     end: bool = False
+    # The label of the share-my-phone-number button (see Screen), or "" for none.
+    request_contact: str = ""
 
     def as_text(self) -> str:
         lines = [self.body] if self.body else []
@@ -103,6 +108,7 @@ class Reply:
             "options": [[o.key, o.label] for o in self.options],
             "navigation": [[o.key, o.label] for o in self.navigation],
             "end": self.end,
+            "request_contact": self.request_contact,
         }
 
     @classmethod
@@ -112,6 +118,7 @@ class Reply:
             options=tuple(Option(key, label) for key, label in data["options"]),
             navigation=tuple(Option(key, label) for key, label in data["navigation"]),
             end=bool(data["end"]),
+            request_contact=str(data.get("request_contact", "")),
         )
 
 

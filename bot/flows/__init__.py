@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.engine.engine import HomeTargets
 from bot.engine.flow import Flow, FlowRef, validate_registry
-from bot.flows import appointments, booking, help, home, language, registration
+from bot.flows import appointments, booking, help, home, language, link, registration
 
 FLOWS: dict[str, Flow] = {
     flow.name: flow
@@ -15,8 +15,13 @@ FLOWS: dict[str, Flow] = {
         appointments.FLOW,
         language.FLOW,
         help.FLOW,
+        link.FLOW,
     )
 }
 validate_registry(FLOWS)
 
-HOME_TARGETS = HomeTargets(registered=FlowRef("home"), unregistered=FlowRef("registration"))
+HOME_TARGETS = HomeTargets(
+    registered=FlowRef("home"),
+    unregistered=FlowRef("registration"),
+    unlinked=FlowRef("link"),
+)

@@ -32,7 +32,15 @@ async def render(context) -> Screen:
 
 
 def test_registered_flows_are_valid() -> None:
-    assert set(FLOWS) == {"registration", "home", "booking", "appointments", "language", "help"}
+    assert set(FLOWS) == {
+        "registration",
+        "home",
+        "booking",
+        "appointments",
+        "language",
+        "help",
+        "link",
+    }
     validate_registry(FLOWS)
 
 
