@@ -15,6 +15,9 @@ from bot.channels.sms.africastalking import AfricasTalkingSmsSender
 from bot.channels.sms.delivery_reports import AfricasTalkingDeliveryReports
 from bot.channels.sms.inbound import AfricasTalkingInboundSms
 from bot.channels.ussd.webhook import UssdWebhook
+from bot.channels.whatsapp.sender import TwilioSender
+from bot.channels.whatsapp.signature import TwilioSignatureCheck
+from bot.channels.whatsapp.webhook import TwilioWebhooks
 from bot.engine.host import ConversationHost, HostConfig
 from bot.flows import FLOWS
 from core.booking.schedules import extend_all_slots
@@ -51,6 +54,8 @@ SERVICES = web.AppKey("services", Services)
 USSD_WEBHOOK = web.AppKey("ussd_webhook", UssdWebhook)
 SMS_DELIVERY_REPORTS = web.AppKey("sms_delivery_reports", AfricasTalkingDeliveryReports)
 SMS_INBOUND = web.AppKey("sms_inbound", AfricasTalkingInboundSms)
+TWILIO_WEBHOOKS = web.AppKey("twilio_webhooks", TwilioWebhooks)
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 
 
 def host_config(settings: Settings) -> HostConfig:
@@ -82,7 +87,11 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
             sender_id=settings.at_sender_id,
             base_url=base_url,
         )
-        return {"sms": sms}
+        senders: dict[str, BlockingSender] = {"sms": sms}
+        whatsapp = twilio_sender(settings, self_url=self_url)
+        if whatsapp is not None:
+            senders["whatsapp"] = whatsapp
+        return senders
 
     return JobsConfig(
         database_url=settings.database_url,
@@ -91,6 +100,24 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
         policy=settings.delivery_policy,
         worker_threads=worker_threads,
         build_senders=build_senders,
+    )
+
+
+def twilio_sender(settings: Settings, *, self_url: str) -> TwilioSender | None:
+    """Build the Twilio sender, pointed at this server's fake when the sandbox is on; None when
+    Twilio is not configured."""
+    credentials = settings.twilio_credentials
+    if credentials is None or settings.whatsapp_from is None:
+        return None
+    account_sid, auth_token = credentials
+    return TwilioSender(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        whatsapp_from=settings.whatsapp_from,
+        sms_from=settings.twilio_sms_sender,
+        templates=settings.whatsapp_templates,
+        status_callback_url=f"{settings.public_url}{TWILIO_STATUS_PATH}",
+        base_url=f"{self_url}/sandbox/twilio" if settings.sandbox_on else None,
     )
 
 
@@ -138,6 +165,18 @@ def create_app(
             allowed_networks=settings.at_networks,
             metrics=metrics,
         )
+        credentials = settings.twilio_credentials
+        app[TWILIO_WEBHOOKS] = TwilioWebhooks(
+            host=host,
+            signature=TwilioSignatureCheck(
+                auth_token=credentials[1] if credentials else None,
+                public_url=settings.public_url,
+                trusted_proxies=settings.trusted_proxy_networks,
+            ),
+            policy=settings.delivery_policy,
+            metrics=metrics,
+            dispatcher=dispatcher,
+        )
         slot_keeper = asyncio.get_running_loop().create_task(
             keep_slots_ahead(database, clock, settings)
         )
@@ -165,7 +204,19 @@ def create_app(
     async def sms_inbound_from_network(request: web.Request) -> web.StreamResponse:
         return await request.app[SMS_INBOUND].handle_from_network(request)
 
+    async def twilio_whatsapp(request: web.Request) -> web.StreamResponse:
+        return await request.app[TWILIO_WEBHOOKS].handle_whatsapp(request)
+
+    async def twilio_sms(request: web.Request) -> web.StreamResponse:
+        return await request.app[TWILIO_WEBHOOKS].handle_sms(request)
+
+    async def twilio_status(request: web.Request) -> web.StreamResponse:
+        return await request.app[TWILIO_WEBHOOKS].handle_status(request)
+
     app.router.add_post("/webhooks/africastalking/ussd", ussd_step)
+    app.router.add_post("/webhooks/twilio/whatsapp", twilio_whatsapp)
+    app.router.add_post("/webhooks/twilio/sms", twilio_sms)
+    app.router.add_post(TWILIO_STATUS_PATH, twilio_status)
     app.router.add_post("/webhooks/africastalking/ussd/events", ussd_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -187,6 +238,8 @@ def create_app(
             if settings.at_sender_id
             else frozenset(),
             claim_due_work=lambda: claim_due_work(app),
+            twilio_account=settings.twilio_credentials,
+            self_url=self_url,
         )
         from myafya.simulator.routes import add_simulator_routes
 

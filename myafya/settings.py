@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,7 +15,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.notify.policy import DeliveryPolicy, QuietHours
+from core.notify.policy import DeliveryPolicy, MessageKind, QuietHours
 
 ENV_PREFIX = "MYAFYA_"
 
@@ -24,6 +25,14 @@ TEST_VARIABLES = frozenset({"MYAFYA_REQUIRE_SERVICES", "MYAFYA_TEST_POSTGRES_URL
 # Placeholder credentials the sandbox fakes accept when no real ones are configured.
 SANDBOX_AT_USERNAME = "sandbox"
 SANDBOX_AT_API_KEY = "sandbox-api-key"
+SANDBOX_TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
+SANDBOX_TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"  # noqa: S105  (a placeholder)
+SANDBOX_TWILIO_WHATSAPP_FROM = "whatsapp:+254700000100"
+SANDBOX_TWILIO_SMS_FROM = "+254700000100"
+# Content SIDs the sandbox uses for WhatsApp templates when MYAFYA_TWILIO_TEMPLATE_SIDS is unset.
+SANDBOX_TWILIO_TEMPLATE_SIDS = (
+    "reminder=HX00000000000000000000000000000001,booked=HX00000000000000000000000000000002"
+)
 
 
 def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
@@ -91,6 +100,20 @@ class Settings(BaseSettings):
     max_send_attempts: int = Field(default=8, ge=1, le=50)
     at_webhook_secret: SecretStr | None = None
 
+    twilio_account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_from: str | None = Field(default=None, pattern=r"^whatsapp:\+[1-9]\d{6,14}$")
+    twilio_sms_from: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    twilio_template_sids: str = Field(
+        default="",
+        description="Approved WhatsApp templates by message kind, e.g. reminder=HX…,booked=HX…",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks whose X-Forwarded-Proto and "
+        "X-Forwarded-Host headers are honoured; empty trusts none",
+    )
+
     demo_password: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -117,6 +140,22 @@ class Settings(BaseSettings):
     @property
     def at_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return parse_networks(self.at_allowed_networks)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @field_validator("twilio_template_sids")
+    @classmethod
+    def _valid_template_sids(cls, value: str) -> str:
+        parse_template_sids(value)
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -169,6 +208,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "live mode (MYAFYA_SANDBOX=0) needs MYAFYA_AT_USERNAME and MYAFYA_AT_API_KEY"
             )
+        if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
+            raise ValueError(
+                "MYAFYA_TWILIO_ACCOUNT_SID and MYAFYA_TWILIO_AUTH_TOKEN must be set together"
+            )
         return self
 
     @property
@@ -190,6 +233,8 @@ class Settings(BaseSettings):
             reminder_offsets=parse_reminder_offsets(self.reminder_offsets_minutes),
             quiet_hours=QuietHours.parse(self.quiet_hours),
             max_attempts=self.max_send_attempts,
+            whatsapp=self.whatsapp_enabled,
+            whatsapp_templates=frozenset(self.whatsapp_templates),
         )
 
     @property
@@ -198,6 +243,40 @@ class Settings(BaseSettings):
         if self.at_username and self.at_api_key:
             return self.at_username, self.at_api_key.get_secret_value()
         return SANDBOX_AT_USERNAME, SANDBOX_AT_API_KEY
+
+    @property
+    def twilio_credentials(self) -> tuple[str, str] | None:
+        """Return the Twilio account SID and auth token, the sandbox placeholders, or None
+        when Twilio is not configured outside the sandbox."""
+        if self.twilio_account_sid and self.twilio_auth_token:
+            return self.twilio_account_sid, self.twilio_auth_token.get_secret_value()
+        if self.sandbox_on:
+            return SANDBOX_TWILIO_ACCOUNT_SID, SANDBOX_TWILIO_AUTH_TOKEN
+        return None
+
+    @property
+    def whatsapp_from(self) -> str | None:
+        if self.twilio_whatsapp_from or not self.sandbox_on:
+            return self.twilio_whatsapp_from
+        return SANDBOX_TWILIO_WHATSAPP_FROM
+
+    @property
+    def twilio_sms_sender(self) -> str | None:
+        if self.twilio_sms_from or not self.sandbox_on:
+            return self.twilio_sms_from
+        return SANDBOX_TWILIO_SMS_FROM
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """Whether WhatsApp messages can be sent: Twilio credentials and a sender number."""
+        return self.twilio_credentials is not None and self.whatsapp_from is not None
+
+    @property
+    def whatsapp_templates(self) -> dict[str, str]:
+        """Return the approved template Content SID for each message kind that has one."""
+        if self.twilio_template_sids.strip() or not self.sandbox_on:
+            return parse_template_sids(self.twilio_template_sids)
+        return parse_template_sids(SANDBOX_TWILIO_TEMPLATE_SIDS)
 
 
 def parse_reminder_offsets(text: str) -> tuple[timedelta, ...]:
@@ -214,6 +293,31 @@ def parse_reminder_offsets(text: str) -> tuple[timedelta, ...]:
             raise ValueError(f"expected 1 to 43200 minutes before the appointment, got {minutes}")
         offsets.append(timedelta(minutes=minutes))
     return tuple(sorted(set(offsets), reverse=True))
+
+
+TEMPLATE_KINDS: Final = frozenset(kind.value for kind in MessageKind)
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+
+
+def parse_template_sids(text: str) -> dict[str, str]:
+    """Parse "reminder=HX…,booked=HX…" into {message kind: Content SID}."""
+    templates: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        kind, separator, sid = (piece.strip() for piece in part.partition("="))
+        if not separator or kind not in TEMPLATE_KINDS:
+            known = ", ".join(sorted(TEMPLATE_KINDS))
+            raise ValueError(
+                f"invalid template entry {part.strip()!r}: expected KIND=HX… with "
+                f"KIND one of {known}"
+            )
+        if _CONTENT_SID.fullmatch(sid) is None:
+            raise ValueError(
+                f"invalid Content SID {sid!r} for {kind}: expected HX and 32 hex digits"
+            )
+        templates[kind] = sid
+    return templates
 
 
 def _unknown_variables(environ: dict[str, str]) -> list[str]:

@@ -2,11 +2,16 @@
 
 - `POST /sandbox/africastalking/version1/messaging`: the Africa's Talking SMS fake. Point the SDK
   at `{server}/sandbox/africastalking`.
+- `POST /sandbox/twilio/2010-04-01/Accounts/{sid}/Messages.json`: the Twilio Messages API fake.
+  Point the SDK's `client.api.base_url` at `{server}/sandbox/twilio`.
 - `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last.
 - `DELETE /sandbox/messages`: forget them.
 - `POST /sandbox/faults`: `{"service", "http_status", "delay_seconds", "count"}` makes the next
   `count` requests to that fake wait `delay_seconds` (optional), then fail with `http_status`
   (optional; without it they succeed after the delay). One of the two is required.
+  `{"service": "twilio.whatsapp", "to": "whatsapp:+2547…", "error_code": 63016, "count",
+  "stage"}` makes the next `count` sends to that WhatsApp number fail with the error code, in the
+  API response (`stage` "api", the default) or in a `failed` status callback ("status_callback").
 - `POST /sandbox/africastalking/blacklist`: `{"phone"}` makes sends to that number fail with
   `UserInBlacklist`.
 - `GET /sandbox/clock`: `{"now"}`, the service's current time in UTC.
@@ -27,13 +32,16 @@ from aiohttp import web
 from core.clock import Clock
 from sandbox.africastalking import SMS_FAULT_SERVICE, AfricasTalkingSmsFake, is_valid_e164
 from sandbox.store import SandboxMessage, SandboxStore
+from sandbox.twilio import MESSAGES_FAULT_SERVICE as TWILIO_MESSAGES_FAULT
+from sandbox.twilio import RECIPIENT_FAULT_SERVICE as TWILIO_RECIPIENT_FAULT
+from sandbox.twilio import FaultRequestError, TwilioMessagesFake
 
 log = logging.getLogger(__name__)
 
 # Long enough to outlast a USSD gateway's wait for a reply, short enough for a test.
 MAX_FAULT_DELAY_SECONDS = 30
 
-FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE})
+FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE, TWILIO_MESSAGES_FAULT})
 
 # A year: enough to walk through any reminder or expiry, and it keeps datetimes in range.
 MAX_CLOCK_ADVANCE_SECONDS = 366 * 24 * 3600
@@ -56,10 +64,14 @@ def add_sandbox_routes(
     at_api_key: str,
     at_sender_ids: frozenset[str],
     claim_due_work: Callable[[], Awaitable[int]] | None = None,
+    twilio_account: tuple[str, str] | None = None,
+    self_url: str | None = None,
 ) -> None:
     """Register the fakes and the sandbox control endpoints on `app`.
 
     `claim_due_work` runs after each clock advance and returns how many jobs it queued.
+    `twilio_account` (account SID, auth token) enables the Twilio fake, which posts its status
+    callbacks to `self_url`, this server's own address.
     """
     sms_fake = AfricasTalkingSmsFake(
         store=store,
@@ -68,7 +80,26 @@ def add_sandbox_routes(
         api_key=at_api_key,
         sender_ids=at_sender_ids,
     )
-    control = _SandboxControl(store)
+    twilio_fake = None
+    if twilio_account is not None:
+        twilio_fake = TwilioMessagesFake(
+            store=store,
+            clock=clock,
+            account_sid=twilio_account[0],
+            auth_token=twilio_account[1],
+            callback_base_url=self_url,
+        )
+        app.router.add_post(
+            "/sandbox/twilio/2010-04-01/Accounts/{account_sid}/Messages.json",
+            twilio_fake.handle_create,
+        )
+
+        async def close_twilio_fake(app: web.Application) -> None:
+            assert twilio_fake is not None
+            await twilio_fake.close()
+
+        app.on_cleanup.append(close_twilio_fake)
+    control = _SandboxControl(store, twilio_fake)
 
     app.router.add_post("/sandbox/africastalking/version1/messaging", sms_fake.handle_send)
     app.router.add_post("/sandbox/africastalking/blacklist", control.add_to_blacklist)
@@ -90,8 +121,9 @@ class _InvalidField(Exception):
 class _SandboxControl:
     """Handlers that let tests and trainers read and steer the fakes."""
 
-    def __init__(self, store: SandboxStore) -> None:
+    def __init__(self, store: SandboxStore, twilio_fake: TwilioMessagesFake | None = None) -> None:
         self._store = store
+        self._twilio_fake = twilio_fake
 
     async def list_messages(self, request: web.Request) -> web.Response:
         messages = self._store.list()
@@ -109,6 +141,12 @@ class _SandboxControl:
         try:
             body = await _json_object(request)
             service = _required_field(body, "service", str)
+            if service == TWILIO_RECIPIENT_FAULT and self._twilio_fake is not None:
+                try:
+                    self._twilio_fake.inject_recipient_fault(body)
+                except FaultRequestError as exc:
+                    raise _InvalidField(exc.field, exc.reason) from None
+                return web.Response(status=204)
             http_status = body.get("http_status")
             delay_seconds = body.get("delay_seconds", 0)
             count = _required_field(body, "count", int)

@@ -46,6 +46,7 @@ from core.notify import reminders
 from core.notify.dispatch import OutboxDispatcher
 from core.notify.outbox import enqueue_message
 from core.notify.policy import DeliveryPolicy, MessageKind, Priority
+from core.notify.whatsapp_window import WHATSAPP_CHANNEL, record_whatsapp_inbound
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +457,9 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
         )
         if recorded is None:
             return MessageResult(None, None, None, "", "", duplicate=True)
+        if message.channel == WHATSAPP_CHANNEL:
+            # Opens WhatsApp's 24-hour window; a duplicate, returned above, leaves it unchanged.
+            await record_whatsapp_inbound(uow, phone=message.key, now=now)
 
         conversation = await host._load(uow, message.key, message.channel, now)
         before = f"{conversation.flow}.{conversation.state}"

@@ -291,8 +291,8 @@ delivery_reports = Table(
     Column("outbox_message_id", Integer, ForeignKey("outbox_messages.id")),
     _utc("received_at", nullable=False),
     UniqueConstraint(
-        "provider",
         "provider_message_id",
+        "provider",
         "provider_status",
         name="uq_delivery_reports_provider_message_status",
     ),

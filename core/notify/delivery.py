@@ -32,7 +32,7 @@ _INSERT_REPORT = Sql(
     INSERT INTO delivery_reports (
         provider, provider_message_id, provider_status, failure_reason, received_at
     ) VALUES (:provider, :provider_message_id, :provider_status, :failure_reason, :now)
-    ON CONFLICT (provider, provider_message_id, provider_status) DO NOTHING
+    ON CONFLICT (provider_message_id, provider, provider_status) DO NOTHING
     RETURNING id
     """
 )

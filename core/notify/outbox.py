@@ -46,6 +46,9 @@ class OutboundMessage:
     template: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
     language: str = "en"
+    # The opt-out that blocks this message unless it is essential, read in the claim to save a
+    # round trip per message. Its scopes are those of core.notify.optouts.
+    opted_out_scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,12 @@ CLAIM_FOR_SEND = Sql(
         updated_at = :now
     WHERE id = :id AND status = 'queued' AND attempts = :attempts AND not_before <= :now
     RETURNING id, recipient, channel, body, status, attempts, patient_id, kind, priority,
-              appointment_id, appointment_starts_at, template, variables, language
+              appointment_id, appointment_starts_at, template, variables, language,
+              (SELECT o.scope FROM opt_outs o
+               WHERE o.phone = outbox_messages.recipient
+                 AND (o.scope = 'all'
+                      OR o.scope = 'patient:' || CAST(outbox_messages.patient_id AS VARCHAR))
+               ORDER BY o.scope LIMIT 1) AS opted_out_scope
     """
 )
 
@@ -133,6 +141,8 @@ RECORD_SENT = Sql(
         provider_status = :provider_status, last_error = NULL, sent_at = :now,
         lease_expires_at = NULL, updated_at = :now
     WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    RETURNING (SELECT COUNT(*) FROM delivery_reports
+               WHERE provider_message_id = outbox_messages.provider_message_id) AS early_reports
     """
 )
 
@@ -282,6 +292,7 @@ def _outbound(row: Row) -> OutboundMessage:
         template=row["template"],
         variables=json.loads(row["variables"]),
         language=row["language"],
+        opted_out_scope=row["opted_out_scope"],
     )
 
 
@@ -292,9 +303,13 @@ async def record_sent(
     provider_message_id: str | None,
     provider_status: str,
     now: datetime,
-) -> bool:
-    """Record that the provider accepted the message; False when the row has moved on."""
-    changed = await uow.execute(
+) -> int | None:
+    """Record that the provider accepted the message.
+
+    Return how many delivery reports for it arrived before this, or None when the row has moved
+    on because another attempt took it.
+    """
+    row = await uow.one(
         RECORD_SENT,
         id=message.id,
         attempts=message.attempts,
@@ -302,7 +317,7 @@ async def record_sent(
         provider_status=provider_status,
         now=now,
     )
-    return changed == 1
+    return None if row is None else int(row["early_reports"])
 
 
 async def record_retry(

@@ -20,9 +20,8 @@ from datetime import datetime
 from typing import Protocol
 
 from core.db.database import Sql, UnitOfWork
-from core.notify import outbox
+from core.notify import outbox, whatsapp_window
 from core.notify.delivery import apply_stored_reports
-from core.notify.optouts import opted_out_scope
 from core.notify.outbox import MessageStatus, OutboundMessage
 from core.notify.policy import DeliveryPolicy, MessageKind, is_essential
 
@@ -84,7 +83,7 @@ async def prepare_send(
         return None
     skip = await _reason_to_skip(uow, message, now, policy)
     if skip is None:
-        return message
+        return await whatsapp_window.route_for_send(uow, message, now=now, policy=policy)
     if skip.status is None:
         assert skip.not_before is not None
         await outbox.record_deferred(uow, message=message, not_before=skip.not_before, now=now)
@@ -104,10 +103,8 @@ async def _reason_to_skip(
         stale = await _stale_reminder(uow, message, now)
         if stale is not None:
             return stale
-    if not is_essential(message.kind):
-        scope = await opted_out_scope(uow, phone=message.recipient, patient_id=message.patient_id)
-        if scope is not None:
-            return Skip(MessageStatus.SUPPRESSED, f"{REASON_OPTED_OUT} ({scope})")
+    if not is_essential(message.kind) and message.opted_out_scope is not None:
+        return Skip(MessageStatus.SUPPRESSED, f"{REASON_OPTED_OUT} ({message.opted_out_scope})")
     allowed = policy.earliest_send(now, message.priority)
     if allowed > now:
         return Skip(None, "quiet hours", not_before=allowed)
@@ -140,22 +137,28 @@ async def finish_send(
 ) -> MessageStatus:
     """Record the provider's answer and return the row's new status."""
     if outcome.accepted:
-        recorded = await outbox.record_sent(
+        early_reports = await outbox.record_sent(
             uow,
             message=message,
             provider_message_id=outcome.provider_message_id,
             provider_status=outcome.provider_status,
             now=now,
         )
-        if not recorded:
+        if early_reports is None:
             # The lease ran out while the provider call was slow, and another attempt took
             # the row: the patient may get the message twice.
             log.warning("outbox message %s was sent after its lease expired", message.id)
             return MessageStatus.SENT
-        if outcome.provider_message_id:
-            return await apply_stored_reports(
+        if early_reports and outcome.provider_message_id:
+            status = await apply_stored_reports(
                 uow, message_id=message.id, provider_message_id=outcome.provider_message_id, now=now
             )
+            if status == MessageStatus.FAILED:
+                # A status callback with 63016 that arrived before the send was recorded.
+                await whatsapp_window.fall_back_after_window_error(
+                    uow, message_id=message.id, error_code=None, now=now, policy=policy
+                )
+            return status
         return MessageStatus.SENT
 
     error = outcome.error or "rejected by the provider"
@@ -168,6 +171,9 @@ async def finish_send(
             provider_status=outcome.provider_status,
             error=error,
             now=now,
+        )
+        await whatsapp_window.fall_back_after_window_error(
+            uow, message_id=message.id, error_code=outcome.provider_status, now=now, policy=policy
         )
         return MessageStatus.FAILED
     return await retry_or_fail(

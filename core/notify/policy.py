@@ -141,6 +141,10 @@ class DeliveryPolicy:
     # A `queued` row handed to the broker this long ago without being claimed is handed over
     # again: its broker message was lost.
     requeue_after: timedelta = timedelta(minutes=2)
+    # Whether WhatsApp can be sent (Twilio is configured), and the message kinds that have an
+    # approved WhatsApp template for use outside the 24-hour window.
+    whatsapp: bool = False
+    whatsapp_templates: frozenset[str] = frozenset()
 
     def earliest_send(self, due: datetime, priority: int) -> datetime:
         """Return when a message due at `due` may go out, after quiet hours for non-urgent
@@ -151,9 +155,39 @@ class DeliveryPolicy:
 
 
 def preferred_channel(*, patient_id: int | None, phone: str, now: datetime) -> str:
-    """Return the channel a message to this patient goes out on.
+    """Return the channel a notification is planned on.
 
-    Only SMS is built. The WhatsApp channel plugs in here: "whatsapp" while the patient's last
-    inbound WhatsApp message is less than 24 hours old, an approved template or "sms" otherwise.
+    Notifications are planned on SMS. When one is about to be sent, `whatsapp_route` may move
+    it to WhatsApp, because only then is the patient's 24-hour window known.
     """
     return "sms"
+
+
+# WhatsApp accepts free-form messages only within 24 hours of the patient's last inbound
+# message; the business's own messages do not extend the window (Twilio error 63016).
+WHATSAPP_WINDOW: Final = timedelta(hours=24)
+
+
+class Route(enum.StrEnum):
+    """How a message goes out: WhatsApp free-form text, a WhatsApp template, or SMS."""
+
+    WHATSAPP = "whatsapp"
+    WHATSAPP_TEMPLATE = "whatsapp_template"
+    SMS = "sms"
+
+
+def whatsapp_route(
+    *, kind: str | None, last_inbound_at: datetime | None, now: datetime, policy: DeliveryPolicy
+) -> Route:
+    """Choose the route of a message to a patient whose last inbound WhatsApp message arrived
+    at `last_inbound_at` (None: the patient never wrote on WhatsApp).
+
+    Inside the window free-form text; outside it the approved template for `kind`; else SMS.
+    """
+    if not policy.whatsapp or last_inbound_at is None:
+        return Route.SMS
+    if now - last_inbound_at < WHATSAPP_WINDOW:
+        return Route.WHATSAPP
+    if kind is not None and kind in policy.whatsapp_templates:
+        return Route.WHATSAPP_TEMPLATE
+    return Route.SMS

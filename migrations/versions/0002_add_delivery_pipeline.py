@@ -72,8 +72,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_reports")),
         sa.UniqueConstraint(
-            "provider",
             "provider_message_id",
+            "provider",
             "provider_status",
             name="uq_delivery_reports_provider_message_status",
         ),

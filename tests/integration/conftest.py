@@ -148,6 +148,8 @@ async def start_service(
 async def service(database_url: str, clock: FrozenClock) -> AsyncIterator[RunningService]:
     running = await start_service(database_url, clock)
     yield running
+    # Sends still in flight when the server stops leave its connections open.
+    await running.drain()
     await running.client.close()
 
 
@@ -161,6 +163,7 @@ async def sqlite_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[R
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
     running = await start_service(sqlite_url, clock)
     yield running
+    await running.drain()
     await running.client.close()
 
 

@@ -55,6 +55,9 @@ async def run_command(
             uow, conversation, config, service.clock.now(), service.services.dispatcher
         )
         appointment: Appointment = await executor.execute(command)
+    # Let the confirmation go out now, as it would while the patient reads the USSD reply, so
+    # a later clock jump does not race with it.
+    await service.drain()
     return appointment
 
 

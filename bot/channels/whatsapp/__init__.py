@@ -1,0 +1,1 @@
+"""WhatsApp over Twilio: webhooks, signature check, rendering and the Messages API sender."""
