@@ -13,8 +13,9 @@ from jobs.runtime import ThreadResourceCleanup, WorkerRuntime
 
 # Provider errors are retried through the outbox row (status back to `queued` with a later
 # `not_before`), which survives a broker restart. dramatiq's own retries cover what the row
-# cannot record, chiefly a database that is briefly unreachable; once they run out the scheduler
-# finds the row again (queued and handed over long ago, or `sending` with an expired lease).
+# cannot record, chiefly a database that is briefly unreachable. Once they run out, the scheduler
+# finds the row again, because it is queued and was handed over long ago, or `sending` with an
+# expired lease.
 SEND_OPTIONS: Final = {
     "max_retries": 5,
     "min_backoff": 1_000,  # ms

@@ -1,4 +1,4 @@
-"""What a worker thread needs to run send jobs: its own event loop and database connection.
+"""Per-thread resources for send jobs: an event loop and a database connection of their own.
 
 Actors run in dramatiq's worker threads while the data layer is async. Each thread gets one event
 loop and one `Database` (a sqlite3 connection or a small asyncpg pool) on its first job, keeps them

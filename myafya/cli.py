@@ -210,6 +210,10 @@ def worker(processes: int, threads: int, run_scheduler: bool) -> None:
     upgrade_to_head(settings.database_url)
     # In sandbox mode the senders reach the fakes of the `myafya serve` at MYAFYA_PUBLIC_URL.
     config = jobs_config(settings, self_url=settings.public_url, worker_threads=threads)
+    # NOTE: `POST /sandbox/clock` moves the clock of the `myafya serve` process only. Separate
+    # workers keep the wall clock, so after a jump they skip rows that are not yet due on it.
+    # The scheduler hands such rows over again later. Demonstrate reminders with the embedded
+    # worker instead.
     run_worker_process(config, clock=SystemClock(), run_scheduler=run_scheduler)
 
 

@@ -1,9 +1,8 @@
 """Provider delivery reports applied to outbox rows.
 
-Each report is stored once, keyed on (provider, provider message id, provider status), so a
+Each report is stored once, keyed on (provider message id, provider, provider status), so a
 repeated callback changes nothing. A report can arrive before the send that it reports on is
-recorded; it then waits in `delivery_reports` and `apply_stored_reports` applies it when the send
-is recorded.
+recorded. It then waits in `delivery_reports` until `apply_stored_reports` applies it.
 """
 
 from __future__ import annotations

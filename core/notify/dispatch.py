@@ -28,7 +28,7 @@ class OutboxDispatcher(Protocol):
 
 class BlockingSender(Protocol):
     """A channel's sender as worker threads call it: one message, blocking until the provider
-    answers."""
+    responds."""
 
     def send_blocking(self, to: str, text: str) -> SendOutcome: ...
 

@@ -5,11 +5,11 @@ appointment a reminder is about, quiet hours. The caller then sends through the 
 outside any transaction, and `finish_send` records the outcome: sent, retried later with back-off,
 or failed with the reason. `recover_abandoned` takes back rows whose worker died mid-send.
 
-NOTE: delivery is at least once in one window. A worker that dies after the provider accepted a
-message but before `finish_send` commits leaves the row in `sending`; when its lease expires the
-row is queued and sent again, so the patient may get it twice. The other choice, failing such rows
-for an operator, would lose reminders whenever a worker restarts. Africa's Talking offers no
-idempotency key that would close the window.
+NOTE: delivery is at least once in one window. A worker may die after the provider accepted a
+message but before `finish_send` commits, which leaves the row in `sending`. When its lease
+expires the row is queued and sent again, so the patient may get it twice. The other choice,
+failing such rows for an operator, would lose reminders whenever a worker restarts. Africa's
+Talking offers no idempotency key that would close the window.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ _SELECT_APPOINTMENT = Sql("SELECT status, starts_at FROM appointments WHERE id =
 
 
 class SendOutcome(Protocol):
-    """What a channel's sender reports for one message (bot.channels.sms's `SendResult`)."""
+    """The outcome a channel's sender reports for one message, e.g. bot.channels.sms's
+    `SendResult`."""
 
     @property
     def provider_message_id(self) -> str | None: ...
@@ -71,10 +72,11 @@ class Skip:
 async def prepare_send(
     uow: UnitOfWork, *, message_id: int, attempts: int, now: datetime, policy: DeliveryPolicy
 ) -> OutboundMessage | None:
-    """Claim the row for a send attempt; None when it is not to be sent by this job.
+    """Claim the row for a send attempt, or return None when this job must not send it.
 
-    A duplicate job, a job for a row tried since, a suppressed or stale reminder and a message
-    that quiet hours hold back all return None; the last three update the row.
+    None comes back for a duplicate job, a job whose row was tried since, a message that an
+    opt-out suppresses, a stale reminder and a message that quiet hours hold back. The last
+    three also update the row.
     """
     message = await outbox.claim_for_send(
         uow, message_id=message_id, attempts=attempts, now=now, lease_until=now + policy.lease
@@ -135,7 +137,7 @@ async def finish_send(
     now: datetime,
     policy: DeliveryPolicy,
 ) -> MessageStatus:
-    """Record the provider's answer and return the row's new status."""
+    """Record the provider's response and return the row's new status."""
     if outcome.accepted:
         early_reports = await outbox.record_sent(
             uow,

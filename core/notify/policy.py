@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 
 class MessageKind(enum.StrEnum):
-    """What an outbox row is for; stored in `outbox_messages.kind`."""
+    """The purpose of an outbox row, stored in `outbox_messages.kind`."""
 
     BOOKED = "booked"
     CANCELLED = "cancelled"
@@ -26,7 +26,7 @@ class MessageKind(enum.StrEnum):
     REPLY = "reply"  # the next screen of a chat conversation, answering the patient's message
 
 
-# Messages a patient gets even after opting out: each answers something the patient did or asked
+# Messages a patient gets even after opting out: each confirms something the patient did or asked
 # for a moment ago (a booking, a cancel, a move, a payment). Reminders and every other message are
 # non-essential, so an opt-out suppresses them.
 ESSENTIAL_KINDS: Final = frozenset(

@@ -137,3 +137,22 @@ def test_invalid_delivery_settings(monkeypatch, variable: str, value: str) -> No
 def test_quiet_hours_default() -> None:
     settings = load_settings(env_file=None)
     assert settings.delivery_policy.quiet_hours == QuietHours(time(21), time(7))
+
+
+def test_broker_from_url() -> None:
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.brokers.stub import StubBroker
+
+    from jobs.broker import QUEUE_NAME, build_broker
+
+    # None of these connects before the first enqueue or consume.
+    assert isinstance(build_broker(None), StubBroker)
+    redis_broker = build_broker("redis://127.0.0.1:6379/0", namespace="test-ns")
+    assert isinstance(redis_broker, RedisBroker)
+    assert redis_broker.namespace == "test-ns"
+    rabbitmq_broker = build_broker("amqp://guest:guest@127.0.0.1:5672/")
+    assert isinstance(rabbitmq_broker, RabbitmqBroker)
+    assert QUEUE_NAME in rabbitmq_broker.queues
+    with pytest.raises(ValueError, match="unsupported broker URL scheme in 'kafka'"):
+        build_broker("kafka://127.0.0.1:9092")
