@@ -91,11 +91,22 @@ class WorkerRuntime:
         return resources
 
     def close_thread(self) -> None:
-        """Close this thread's database and event loop, if it opened them."""
+        """Close this thread's senders, database and event loop, if it opened them.
+
+        A sender with a `close` method (Telegram's keeps an event loop per thread) gets it called.
+        """
         resources: _ThreadResources | None = getattr(self._local, "resources", None)
         if resources is None:
             return
         self._local.resources = None
+        for channel, sender in resources.senders.items():
+            close = getattr(sender, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:
+                log.exception("closing the %s sender of a worker thread failed", channel)
         try:
             resources.run(resources.database.close())
         finally:

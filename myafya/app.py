@@ -28,6 +28,13 @@ from core.notify.outbox import count_by_status
 from jobs.system import JobsConfig, JobSystem
 from myafya.metrics import CONTENT_TYPE_LATEST, Metrics
 from myafya.settings import Settings
+from myafya.telegram_channel import (
+    add_telegram_fake,
+    add_telegram_routes,
+    build_telegram_sender,
+    start_telegram,
+    stop_telegram,
+)
 from sandbox.app import add_sandbox_routes
 from sandbox.store import SandboxStore
 
@@ -91,6 +98,9 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
         whatsapp = twilio_sender(settings, self_url=self_url)
         if whatsapp is not None:
             senders["whatsapp"] = whatsapp
+        telegram = build_telegram_sender(settings, self_url)
+        if telegram is not None:
+            senders["telegram"] = telegram
         return senders
 
     return JobsConfig(
@@ -177,6 +187,7 @@ def create_app(
             metrics=metrics,
             dispatcher=dispatcher,
         )
+        start_telegram(app, settings=settings, host=host, metrics=metrics, self_url=self_url)
         slot_keeper = asyncio.get_running_loop().create_task(
             keep_slots_ahead(database, clock, settings)
         )
@@ -184,6 +195,7 @@ def create_app(
         slot_keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await slot_keeper
+        await stop_telegram(app)
         await jobs.stop()
         await database.close()
 
@@ -217,6 +229,7 @@ def create_app(
     app.router.add_post("/webhooks/twilio/whatsapp", twilio_whatsapp)
     app.router.add_post("/webhooks/twilio/sms", twilio_sms)
     app.router.add_post(TWILIO_STATUS_PATH, twilio_status)
+    add_telegram_routes(app)
     app.router.add_post("/webhooks/africastalking/ussd/events", ussd_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -241,6 +254,7 @@ def create_app(
             twilio_account=settings.twilio_credentials,
             self_url=self_url,
         )
+        add_telegram_fake(app, settings=settings, store=store, clock=clock)
         from myafya.simulator.routes import add_simulator_routes
 
         add_simulator_routes(app, service_code=settings.ussd_service_code)

@@ -34,3 +34,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # aiohttp's access log repeats what the per-request lines say, with client addresses.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Bot API request URLs contain the Telegram bot token: httpx logs each request's URL at INFO,
+    # and python-telegram-bot logs its base URL at DEBUG.
+    threshold = root.getEffectiveLevel()
+    logging.getLogger("httpx").setLevel(max(threshold, logging.WARNING))
+    logging.getLogger("telegram").setLevel(max(threshold, logging.INFO))

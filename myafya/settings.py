@@ -25,6 +25,8 @@ TEST_VARIABLES = frozenset({"MYAFYA_REQUIRE_SERVICES", "MYAFYA_TEST_POSTGRES_URL
 # Placeholder credentials the sandbox fakes accept when no real ones are configured.
 SANDBOX_AT_USERNAME = "sandbox"
 SANDBOX_AT_API_KEY = "sandbox-api-key"
+SANDBOX_TELEGRAM_BOT_TOKEN = "8000000001:sandbox-telegram-bot-token"  # noqa: S105  (a placeholder)
+SANDBOX_TELEGRAM_WEBHOOK_SECRET = "sandbox-telegram-webhook-secret"  # noqa: S105  (a placeholder)
 SANDBOX_TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
 SANDBOX_TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"  # noqa: S105  (a placeholder)
 SANDBOX_TWILIO_WHATSAPP_FROM = "whatsapp:+254700000100"
@@ -99,6 +101,11 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-07:00"
     max_send_attempts: int = Field(default=8, ge=1, le=50)
     at_webhook_secret: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret_token given to setWebhook: 1 to 256 of A-Z, a-z, 0-9, _ and -",
+    )
 
     twilio_account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
     twilio_auth_token: SecretStr | None = None
@@ -156,6 +163,23 @@ class Settings(BaseSettings):
     def _valid_template_sids(cls, value: str) -> str:
         parse_template_sids(value)
         return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _valid_telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's setWebhook accepts only these characters and lengths for secret_token.
+        secret = value.get_secret_value() if value is not None else None
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError("expected 1 to 256 characters from A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _telegram_token_with_secret(self) -> Settings:
+        if bool(self.telegram_bot_token) != bool(self.telegram_webhook_secret):
+            raise ValueError(
+                "MYAFYA_TELEGRAM_BOT_TOKEN and MYAFYA_TELEGRAM_WEBHOOK_SECRET must be set together"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -243,6 +267,19 @@ class Settings(BaseSettings):
         if self.at_username and self.at_api_key:
             return self.at_username, self.at_api_key.get_secret_value()
         return SANDBOX_AT_USERNAME, SANDBOX_AT_API_KEY
+
+    @property
+    def telegram_credentials(self) -> tuple[str, str] | None:
+        """Return the Telegram bot token and webhook secret, the sandbox placeholders, or None
+        when Telegram is not configured outside the sandbox."""
+        if self.telegram_bot_token and self.telegram_webhook_secret:
+            return (
+                self.telegram_bot_token.get_secret_value(),
+                self.telegram_webhook_secret.get_secret_value(),
+            )
+        if self.sandbox_on:
+            return SANDBOX_TELEGRAM_BOT_TOKEN, SANDBOX_TELEGRAM_WEBHOOK_SECRET
+        return None
 
     @property
     def twilio_credentials(self) -> tuple[str, str] | None:

@@ -4,6 +4,8 @@
   at `{server}/sandbox/africastalking`.
 - `POST /sandbox/twilio/2010-04-01/Accounts/{sid}/Messages.json`: the Twilio Messages API fake.
   Point the SDK's `client.api.base_url` at `{server}/sandbox/twilio`.
+- `/sandbox/telegram/bot{token}/{method}`: the Telegram Bot API fake (see `sandbox.telegram`).
+  Point python-telegram-bot's `base_url` at `{server}/sandbox/telegram/bot`.
 - `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last.
 - `DELETE /sandbox/messages`: forget them.
 - `POST /sandbox/faults`: `{"service", "http_status", "delay_seconds", "count"}` makes the next
@@ -32,6 +34,7 @@ from aiohttp import web
 from core.clock import Clock
 from sandbox.africastalking import SMS_FAULT_SERVICE, AfricasTalkingSmsFake, is_valid_e164
 from sandbox.store import SandboxMessage, SandboxStore
+from sandbox.telegram import TELEGRAM_FAULT_SERVICE
 from sandbox.twilio import MESSAGES_FAULT_SERVICE as TWILIO_MESSAGES_FAULT
 from sandbox.twilio import RECIPIENT_FAULT_SERVICE as TWILIO_RECIPIENT_FAULT
 from sandbox.twilio import FaultRequestError, TwilioMessagesFake
@@ -41,7 +44,9 @@ log = logging.getLogger(__name__)
 # Long enough to outlast a USSD gateway's wait for a reply, short enough for a test.
 MAX_FAULT_DELAY_SECONDS = 30
 
-FAULT_SERVICES: Final = frozenset({SMS_FAULT_SERVICE, TWILIO_MESSAGES_FAULT})
+FAULT_SERVICES: Final = frozenset(
+    {SMS_FAULT_SERVICE, TWILIO_MESSAGES_FAULT, TELEGRAM_FAULT_SERVICE}
+)
 
 # A year: enough to walk through any reminder or expiry, and it keeps datetimes in range.
 MAX_CLOCK_ADVANCE_SECONDS = 366 * 24 * 3600

@@ -1,0 +1,200 @@
+"""Read a Telegram webhook body into one of the few events the service acts on.
+
+The body is parsed with python-telegram-bot's `Update.de_json`, which keeps fields it does not
+know in `api_kwargs`, so new Bot API fields never cause a rejection. That parser checks little
+beyond required arguments, so the ids this service relies on are checked here, and every
+rejection names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from telegram import Bot, Message, Update
+
+from bot.engine.model import HOME, Input, InputKind
+
+# Commands that open the menu: /start is what Telegram sends when a user first opens the bot.
+MENU_COMMANDS: Final = frozenset({"/start", "/menu"})
+
+# Message attributes that hold a file; any of them makes the message a media input.
+MEDIA_ATTRIBUTES: Final = (
+    "photo",
+    "document",
+    "video",
+    "voice",
+    "audio",
+    "sticker",
+    "animation",
+    "video_note",
+)
+
+# Top-level fields that carry an update's content, one per update.
+_UPDATE_FIELDS: Final = frozenset(str(kind) for kind in Update.ALL_TYPES)
+
+
+class InvalidUpdate(Exception):
+    """The body is not a Telegram update this service can read; the message names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid field '{field}': {reason}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message in a private chat: text, a command, media or a location."""
+
+    user_id: int
+    chat_id: int
+    input: Input
+
+
+@dataclass(frozen=True)
+class SharedContact:
+    """A contact card sent in a private chat. Only one whose `contact_user_id` is the sender's
+    own id proves that the phone number belongs to the sender."""
+
+    user_id: int
+    chat_id: int
+    phone_number: str
+    contact_user_id: int | None
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A press on an inline keyboard button. `message_id` is None when Telegram no longer gives
+    the message the keyboard was on."""
+
+    user_id: int
+    chat_id: int
+    callback_query_id: str
+    data: str | None
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An update the service does not act on, such as an edited message or a group message."""
+
+    reason: str
+
+
+ChatEvent = ChatMessage | SharedContact | ButtonPress | Ignored
+
+
+def parse_update(body: bytes, bot: Bot) -> Update:
+    """Parse a webhook body. Raises InvalidUpdate naming the field at fault."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidUpdate("body", "not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidUpdate("body", "expected a JSON object")
+    update_id = data.get("update_id")
+    if update_id is None:
+        raise InvalidUpdate("update_id", "missing")
+    if isinstance(update_id, bool) or not isinstance(update_id, int) or update_id < 0:
+        raise InvalidUpdate("update_id", f"expected a non-negative integer, got {update_id!r}")
+
+    for field in _UPDATE_FIELDS & data.keys():
+        if not isinstance(data[field], dict):
+            raise InvalidUpdate(field, "expected a JSON object")
+    try:
+        return Update.de_json(data, bot)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        field = next(iter(sorted(_UPDATE_FIELDS & data.keys())), "body")
+        raise InvalidUpdate(field, f"not a valid Telegram object ({_describe(exc)})") from None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}"
+    return str(exc)
+
+
+def read_event(update: Update) -> ChatEvent:
+    """Return what the update asks of the service.
+
+    Raises InvalidUpdate when an id this service relies on is not an integer.
+    """
+    if update.callback_query is not None:
+        return _read_press(update)
+    message = update.message
+    if message is None:
+        return Ignored("update type not handled")
+    if message.chat is None:
+        raise InvalidUpdate("message.chat", "missing")
+    if message.chat.type != "private":
+        # Replies in a group would show health details to every member.
+        return Ignored("not a private chat")
+    user = message.from_user
+    if user is None:
+        return Ignored("message without a sender")
+    user_id = _integer(user.id, "message.from.id")
+    chat_id = _integer(message.chat.id, "message.chat.id")
+    if user.is_bot:
+        return Ignored("sent by a bot")
+
+    contact = message.contact
+    if contact is not None:
+        if not isinstance(contact.phone_number, str) or not contact.phone_number.strip():
+            raise InvalidUpdate("message.contact.phone_number", "missing")
+        contact_user = contact.user_id
+        return SharedContact(
+            user_id=user_id,
+            chat_id=chat_id,
+            phone_number=contact.phone_number,
+            contact_user_id=contact_user if isinstance(contact_user, int) else None,
+        )
+    return ChatMessage(user_id=user_id, chat_id=chat_id, input=_message_input(message))
+
+
+def _read_press(update: Update) -> ChatEvent:
+    query = update.callback_query
+    assert query is not None
+    if query.from_user is None:
+        raise InvalidUpdate("callback_query.from", "missing")
+    user_id = _integer(query.from_user.id, "callback_query.from.id")
+    if not isinstance(query.id, str) or not query.id:
+        raise InvalidUpdate("callback_query.id", "expected a non-empty string")
+    message = query.message
+    chat_id = user_id  # in a private chat the chat id is the user id
+    message_id = None
+    if message is not None:
+        if message.chat is None:
+            raise InvalidUpdate("callback_query.message.chat", "missing")
+        if message.chat.type != "private":
+            return Ignored("not a private chat")
+        chat_id = _integer(message.chat.id, "callback_query.message.chat.id")
+        # An inaccessible message (too old for Telegram to send) has date 0 and no content.
+        if isinstance(message, Message):
+            message_id = _integer(message.message_id, "callback_query.message.message_id")
+    return ButtonPress(
+        user_id=user_id,
+        chat_id=chat_id,
+        callback_query_id=query.id,
+        data=query.data if isinstance(query.data, str) else None,
+        message_id=message_id,
+    )
+
+
+def _message_input(message: Message) -> Input:
+    if message.text is not None:
+        command = message.text.strip().split(maxsplit=1)[0].split("@")[0] if message.text else ""
+        if command.lower() in MENU_COMMANDS:
+            return Input(InputKind.TEXT, HOME)
+        return Input.of_text(message.text)
+    if message.location is not None or message.venue is not None:
+        return Input(InputKind.LOCATION)
+    if any(getattr(message, name, None) for name in MEDIA_ATTRIBUTES):
+        return Input(InputKind.MEDIA)
+    return Input(InputKind.EMPTY)
+
+
+def _integer(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidUpdate(field, f"expected an integer, got {value!r}")
+    return value

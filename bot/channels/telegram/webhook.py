@@ -1,0 +1,261 @@
+"""Telegram webhook: `POST /webhooks/telegram`.
+
+Telegram sends the secret given to setWebhook in `X-Telegram-Bot-Api-Secret-Token`. It is
+compared in constant time before the body is read, and a missing or wrong one gets 403 with
+nothing processed. Each update is applied exactly once: its `update_id` is the dedupe key of
+`handle_message`, inserted in the transaction of the conversation step, so a redelivered or
+concurrent copy gets the same 200 and changes nothing. Button presses are checked against the
+conversation and screen they were drawn for, and every press is answered.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+from telegram import Bot
+
+from bot.channels.telegram import identities
+from bot.channels.telegram.callbacks import CallbackAnswers
+from bot.channels.telegram.rendering import TELEGRAM_LIMITS, decode_callback_data
+from bot.channels.telegram.updates import (
+    ButtonPress,
+    ChatMessage,
+    Ignored,
+    InvalidUpdate,
+    SharedContact,
+    parse_update,
+    read_event,
+)
+from bot.engine.host import RECORD_INBOUND, ConversationHost, handle_message
+from bot.engine.model import InboundMessage, Input, InputKind, MessageResult
+from core.db.database import Sql, UnitOfWork
+from core.errors import InvalidPhoneNumber
+from core.i18n import translate
+from core.identity.phones import normalize_phone
+
+log = logging.getLogger(__name__)
+
+PROVIDER: Final = "telegram"
+CHANNEL: Final = "telegram"
+SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
+
+_CONVERSATION = Sql("SELECT id, language FROM conversations WHERE phone = :key")
+
+
+@dataclass(frozen=True)
+class _Press:
+    """A button press checked against the conversation the user is in now."""
+
+    key: str
+    screen_version: int | None  # None when the button was not drawn for this conversation
+    input_key: str
+    language: str | None
+
+
+class TelegramWebhook:
+    def __init__(
+        self,
+        *,
+        host: ConversationHost,
+        bot: Bot,
+        secret: str | None,
+        answers: CallbackAnswers,
+        metrics: Any,
+    ) -> None:
+        """`bot` is used only to parse updates; `secret` None rejects every request.
+
+        `metrics` is the app's `myafya.metrics.Metrics`.
+        """
+        self._host = host
+        self._bot = bot
+        self._secret = secret.encode() if secret else None
+        self._answers = answers
+        self._metrics = metrics
+
+    def _authorised(self, request: web.Request) -> bool:
+        if not self._secret:
+            return False
+        given = request.headers.get(SECRET_HEADER, "")
+        return hmac.compare_digest(given.encode(), self._secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            reason = "not configured" if not self._secret else "missing or wrong secret token"
+            log.warning("Telegram update rejected: %s", reason)
+            self._metrics.requests.labels(channel=CHANNEL, outcome="forbidden").inc()
+            return web.Response(status=403, text="forbidden")
+
+        started = time.perf_counter()
+        try:
+            update = parse_update(await request.read(), self._bot)
+            event = read_event(update)
+        except InvalidUpdate as exc:
+            log.info("Telegram update rejected: %s", exc)
+            self._metrics.requests.labels(channel=CHANNEL, outcome="invalid").inc()
+            return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+
+        update_id = str(update.update_id)
+        try:
+            outcome, details = await self._apply(update_id, event)
+        except Exception:
+            # Telegram redelivers after a non-2xx response. Nothing was committed, so the
+            # retry starts afresh.
+            log.exception("Telegram update %s failed", update_id)
+            self._metrics.requests.labels(channel=CHANNEL, outcome="error").inc()
+            return web.Response(status=500, text="internal error")
+
+        elapsed = time.perf_counter() - started
+        self._metrics.requests.labels(channel=CHANNEL, outcome=outcome).inc()
+        self._metrics.step_seconds.labels(channel=CHANNEL).observe(elapsed)
+        log.info(
+            "Telegram update",
+            extra={
+                "update_id": update_id,
+                "event": type(event).__name__,
+                "outcome": outcome,
+                "elapsed_ms": round(elapsed * 1000, 1),
+                **details,
+            },
+        )
+        return web.Response(status=200)
+
+    async def _apply(self, update_id: str, event: Any) -> tuple[str, dict[str, Any]]:
+        match event:
+            case Ignored(reason):
+                return "ignored", {"reason": reason}
+            case ChatMessage(user_id, chat_id, received):
+                key = await self._record_user(user_id, chat_id)
+                result = await self._handle(update_id, key, chat_id, received, None)
+                return _outcome(result), _result_details(result)
+            case SharedContact():
+                key, received = await self._link_contact(event)
+                result = await self._handle(update_id, key, event.chat_id, received, None)
+                return _outcome(result), _result_details(result)
+            case ButtonPress():
+                return await self._press(update_id, event)
+        raise TypeError(f"unknown Telegram event {event!r}")
+
+    async def _handle(
+        self, update_id: str, key: str, chat_id: int, received: Input, version: int | None
+    ) -> MessageResult:
+        message = InboundMessage(
+            channel=CHANNEL,
+            provider=PROVIDER,
+            provider_message_id=update_id,
+            key=key,
+            reply_to=str(chat_id),
+            input=received,
+            received_at=self._host.clock.now(),
+            limits=TELEGRAM_LIMITS,
+            screen_version=version,
+        )
+        return await handle_message(self._host, message)
+
+    async def _record_user(self, user_id: int, chat_id: int) -> str:
+        async with self._host.database.unit_of_work() as uow:
+            return await identities.record_user(
+                uow, user_id=user_id, chat_id=chat_id, now=self._host.clock.now()
+            )
+
+    async def _link_contact(self, event: SharedContact) -> tuple[str, Input]:
+        """Link the sender's own contact and return the conversation key and the input.
+
+        Someone else's contact, or a number that is not valid, links nothing. It reaches the
+        engine as a contact input that is not the key, and the engine replies with a notice.
+        """
+        phone: str | None = None
+        if event.contact_user_id == event.user_id:
+            try:
+                phone = normalize_phone(event.phone_number)
+            except InvalidPhoneNumber:
+                log.info("Telegram contact not linked: the phone number is not valid")
+        else:
+            log.info("Telegram contact not linked: it is not the sender's own")
+        now = self._host.clock.now()
+        async with self._host.database.unit_of_work() as uow:
+            if phone is None:
+                key = await identities.record_user(
+                    uow, user_id=event.user_id, chat_id=event.chat_id, now=now
+                )
+                return key, Input(InputKind.CONTACT)
+            await identities.link_phone(
+                uow, user_id=event.user_id, chat_id=event.chat_id, phone=phone, now=now
+            )
+        return phone, Input(InputKind.CONTACT, phone)
+
+    async def _press(self, update_id: str, event: ButtonPress) -> tuple[str, dict[str, Any]]:
+        press = await self._check_press(event)
+        if press.screen_version is None:
+            # Our keyboards never carry such data, or this one belongs to another conversation
+            # (the `tg:` one from before the user linked a phone). Record the update so a
+            # redelivery counts as a duplicate, and act on nothing.
+            async with self._host.database.unit_of_work() as uow:
+                fresh = await _record_update(uow, update_id, self._host.clock.now())
+            stale = fresh
+            outcome = "stale_screen" if fresh else "duplicate"
+            details: dict[str, Any] = {}
+        else:
+            result = await self._handle(
+                update_id,
+                press.key,
+                event.chat_id,
+                Input.of_text(press.input_key),
+                press.screen_version,
+            )
+            stale = result.stale_screen
+            outcome = _outcome(result)
+            details = _result_details(result)
+
+        notice = translate(press.language, "telegram.menu_expired") if stale else None
+        self._answers.answer_later(
+            callback_query_id=event.callback_query_id,
+            text=notice,
+            chat_id=event.chat_id,
+            message_id=event.message_id,
+        )
+        return outcome, details
+
+    async def _check_press(self, event: ButtonPress) -> _Press:
+        decoded = decode_callback_data(event.data)
+        async with self._host.database.unit_of_work() as uow:
+            key = await identities.record_user(
+                uow, user_id=event.user_id, chat_id=event.chat_id, now=self._host.clock.now()
+            )
+            row = await uow.one(_CONVERSATION, key=key)
+        language = row["language"] if row else None
+        if decoded is None or row is None or row["id"] != decoded.conversation_id:
+            return _Press(key, None, "", language)
+        return _Press(key, decoded.screen_version, decoded.key, language)
+
+
+async def _record_update(uow: UnitOfWork, update_id: str, now: Any) -> bool:
+    """Insert the dedupe row of an update no conversation step handles; False if it exists."""
+    recorded = await uow.scalar(
+        RECORD_INBOUND,
+        provider=PROVIDER,
+        provider_message_id=update_id,
+        channel=CHANNEL,
+        received_at=now,
+    )
+    return recorded is not None
+
+
+def _outcome(result: MessageResult) -> str:
+    if result.duplicate:
+        return "duplicate"
+    if result.stale_screen:
+        return "stale_screen"
+    return "ok"
+
+
+def _result_details(result: MessageResult) -> dict[str, Any]:
+    return {
+        "conversation_id": result.conversation_id,
+        "state_before": result.state_before,
+        "state_after": result.state_after,
+    }
