@@ -37,7 +37,7 @@ def _chat(chat_id: int) -> dict[str, Any]:
 
 
 def message_update(user_id: int, update_id: int | None = None, **content: Any) -> dict[str, Any]:
-    """A private-chat message update; `content` holds `text`, `contact`, `photo` and so on."""
+    """A private-chat message update; `content` contains `text`, `contact`, `photo` and so on."""
     return {
         "update_id": next(_update_ids) if update_id is None else update_id,
         "message": {
