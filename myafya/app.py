@@ -255,9 +255,11 @@ def create_app(
             self_url=self_url,
         )
         add_telegram_fake(app, settings=settings, store=store, clock=clock)
-        from myafya.simulator.routes import add_simulator_routes
+        from myafya.simulator.routes import add_simulator_routes, chat_credentials
 
-        add_simulator_routes(app, service_code=settings.ussd_service_code)
+        add_simulator_routes(
+            app, service_code=settings.ussd_service_code, chats=chat_credentials(settings)
+        )
     return app
 
 

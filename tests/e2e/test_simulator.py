@@ -1,9 +1,11 @@
-"""The USSD simulator page in headless Chromium against the real service in sandbox mode.
+"""The simulator page in headless Chromium against the real service in sandbox mode.
 
 The booking tests register a new phone number, book the first free slot over USSD and check the
 confirmation on the phone's screen and in the SMS inbox. Expected texts come from the gettext
 catalogues, so the checks follow wording changes but still tell the two languages apart. Other
-tests check the requests the page sends for the gateway and how it shows failed requests.
+tests check the requests the page sends for the gateway and how it shows failed requests. The
+chat pane test posts one Telegram exchange, with a button press and a shared contact, through
+the real webhook.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 REFERENCE = re.compile(r"\bMA-[A-Z0-9]{6}\b")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "simulator.png"
+CHATS_SCREENSHOT = SCREENSHOT.with_name("simulator-chats.png")
 STEP_TIMEOUT_MS = 10_000
 INBOX_TIMEOUT_MS = 10_000
 PATIENT_NAME = "Test Patient"
@@ -258,3 +261,53 @@ def test_simulator_shows_errors_on_screen(browser_page: Page, server: RunningSer
     page.locator("#dial").click()
     expect(screen).to_have_attribute("data-state", "error", timeout=STEP_TIMEOUT_MS)
     expect(screen).to_contain_text("network error")
+
+
+TELEGRAM_URL = re.compile(r"/webhooks/telegram$")
+
+
+def chat_bubble(page: Page, pane: str, message_id: str, language: str = "en"):
+    """Return the locator of the service's bubbles in `pane` that show `message_id`."""
+    text = fixed_text(language, message_id)
+    return page.locator(f"#{pane}-log .chat-bubble[data-from='service']", has_text=text)
+
+
+def test_telegram_pane_buttons_and_contact(browser_page: Page, server: RunningServer) -> None:
+    page = browser_page
+    page_errors = record_page_errors(page)
+    page.goto(f"{server.base_url}/simulator")
+    page.locator("#phone-number").fill("+254700000016")
+    page.locator("#telegram-user").fill("100000016")
+    expect(page.locator("#telegram-send")).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+
+    with page.expect_request(TELEGRAM_URL) as start:
+        page.locator("#telegram-text").fill("/start")
+        page.locator("#telegram-send").click()
+    assert start.value.headers["x-telegram-bot-api-secret-token"]
+    assert start.value.post_data_json["message"]["text"] == "/start"
+    welcome = chat_bubble(page, "telegram", "link.welcome")
+    expect(welcome).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
+
+    # An inline button posts a callback query; the service then removes the pressed keyboard.
+    book = welcome.locator(".chat-buttons button", has_text=catalogue("en")["home.book"])
+    with page.expect_request(TELEGRAM_URL) as press:
+        book.click()
+    assert press.value.post_data_json["callback_query"]["data"]
+    expect(chat_bubble(page, "telegram", "link.share")).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
+    expect(welcome.locator(".chat-buttons button")).to_have_count(0, timeout=INBOX_TIMEOUT_MS)
+
+    # The request-contact button shares the phone number above as a contact.
+    share = page.locator(
+        "#telegram-reply-keyboard button", has_text=catalogue("en")["link.share_button"]
+    )
+    with page.expect_request(TELEGRAM_URL) as shared:
+        share.click()
+    contact = shared.value.post_data_json["message"]["contact"]
+    assert contact["phone_number"] == "+254700000016"
+    assert contact["user_id"] == 100000016
+    expect(chat_bubble(page, "telegram", "link.linked")).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
+    expect(page.locator("#telegram-log .chat-bubble[data-failed='true']")).to_have_count(0)
+    assert page_errors == []
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(CHATS_SCREENSHOT), full_page=True)
