@@ -20,8 +20,10 @@ from core.db.migrate import upgrade_to_head
 from core.i18n import catalogue
 from tests.integration.conftest import RunningService
 from tests.integration.sms_setup import SmsPhone, start_sms_service
+from tests.integration.telegram_support import TELEGRAM_SETTINGS, TelegramUser
 
 PHONE = "+254700000151"
+TELEGRAM_USER_ID = 100000151
 
 # Answers of a new patient who registers in English and books the first free slot, each with the
 # catalogue message the reply to it must show.
@@ -106,10 +108,32 @@ class SmsChannel:
         return replies
 
 
+class TelegramChannel:
+    """A Telegram user who links the phone number by sharing the contact, then types answers."""
+
+    name = "telegram"
+
+    def __init__(self, service: RunningService, phone: str, user_id: int) -> None:
+        self.user = TelegramUser(service, user_id)
+        self.phone = phone
+
+    async def open(self) -> str:
+        welcome = await self.user.send("/start")
+        assert shows(welcome["text"], "link.welcome"), welcome
+        share = await self.user.press(welcome, "2")  # book, which needs the phone number
+        assert shows(share["text"], "link.share"), share
+        linked = await self.user.share_contact(self.phone)
+        assert shows(linked["text"], "link.linked"), linked
+        return str(linked["text"])
+
+    async def answer(self, text: str) -> str:
+        return str((await self.user.send(text))["text"])
+
+
 @pytest.fixture
 async def sms_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[RunningService]:
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
-    running = await start_sms_service(sqlite_url, clock)
+    running = await start_sms_service(sqlite_url, clock, **TELEGRAM_SETTINGS)
     yield running
     await running.client.close()
 
@@ -117,10 +141,12 @@ async def sms_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Runn
 def make_channel(name: str, service: RunningService) -> Channel:
     if name == "ussd":
         return UssdChannel(service, PHONE, "ATUid_transcript")
+    if name == "telegram":
+        return TelegramChannel(service, PHONE, TELEGRAM_USER_ID)
     return SmsChannel(service, PHONE)
 
 
-@pytest.mark.parametrize("channel_name", ["ussd", "sms"])
+@pytest.mark.parametrize("channel_name", ["ussd", "sms", "telegram"])
 async def test_same_booking_transcript(sms_service: RunningService, channel_name: str) -> None:
     channel = make_channel(channel_name, sms_service)
 
@@ -151,12 +177,12 @@ async def test_ussd_booking_continues_on_sms(sms_service: RunningService) -> Non
     assert shows(await ussd.answer("1"), "booking.choose_doctor")
     sms = SmsChannel(sms_service, PHONE)
 
-    asked = await sms.answer("hello")
+    prompt = await sms.answer("hello")
 
-    assert "USSD" in asked
-    assert shows(asked, "resume.prompt")
-    assert f"1. {catalogue('en')['resume.continue']}" in asked
-    assert f"2. {catalogue('en')['resume.restart']}" in asked
+    assert "USSD" in prompt
+    assert shows(prompt, "resume.prompt")
+    assert f"1. {catalogue('en')['resume.continue']}" in prompt
+    assert f"2. {catalogue('en')['resume.restart']}" in prompt
     assert shows(await sms.answer("1"), "booking.choose_doctor")
     for _ in range(3):  # doctor, day, time
         await sms.answer("1")
