@@ -2,7 +2,7 @@
 
 The real `twilio` SDK talks to it when `client.api.base_url` is `{server}/sandbox/twilio`. It
 checks HTTP Basic authentication (account SID and auth token), takes `Body` or `ContentSid`
-with `ContentVariables`, answers 201 in the shape of Twilio's message resource, and records
+with `ContentVariables`, responds with 201 in the shape of Twilio's message resource, and records
 each accepted message in the `SandboxStore` (channel "whatsapp" or "sms"). Errors use Twilio's
 JSON error body and codes, which the SDK turns into `TwilioRestException.code`.
 
@@ -15,6 +15,8 @@ fail with an error code, such as 63016, in the API response or in a `failed` sta
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hmac
 import json
@@ -203,15 +205,10 @@ class TwilioMessagesFake:
         return web.json_response(self._resource(sid, to, sender, text, segments, now), status=201)
 
     def _authenticated(self, request: web.Request) -> bool:
-        try:
-            credentials = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
-        except ValueError:
-            return False
+        login, password = _basic_credentials(request.headers.get("Authorization", ""))
         # Compare every part every time, in constant time, so timing reveals none of them.
-        login_matches = hmac.compare_digest(credentials.login.encode(), self._account_sid.encode())
-        password_matches = hmac.compare_digest(
-            credentials.password.encode(), self._auth_token.encode()
-        )
+        login_matches = hmac.compare_digest(login.encode(), self._account_sid.encode())
+        password_matches = hmac.compare_digest(password.encode(), self._auth_token.encode())
         path_matches = hmac.compare_digest(
             request.match_info.get("account_sid", "").encode(), self._account_sid.encode()
         )
@@ -321,6 +318,19 @@ def _callback_fields(
     if error_code is not None:
         fields["ErrorCode"] = str(error_code)
     return fields
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """Return the login and password of an HTTP Basic `Authorization` header, or empty strings."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    login, _, password = decoded.partition(":")
+    return login, password
 
 
 def _error(status: int, code: int, message: str) -> web.Response:

@@ -7,7 +7,7 @@ time of each inbound message, and `route_for_send` chooses the route of a claime
 (see `core.notify.policy.whatsapp_route`) and writes the choice on the row: its channel,
 recipient and `variables["route"]`.
 
-When Twilio still answers 63016 ("outside the allowed window"), at send time or in a status
+When Twilio still returns 63016 ("outside the allowed window"), at send time or in a status
 callback, `fall_back_after_window_error` writes one new row on the next route: the template
 after free-form text, then SMS. A fallback row has its route fixed, and SMS has no fallback, so a
 message is tried at most three times and never loops.

@@ -122,7 +122,7 @@ def _phone(address: str) -> str | None:
 def _input(form: Mapping[str, str]) -> Input:
     """Map the message to one input: a pressed button or list item, a location, media or text.
 
-    A button or list item whose id is an option key ("1", "00") answers with that key; any
+    A button or list item whose id is an option key ("1", "00") stands for that key; any
     other id, such as a template button's own payload, falls back to the text shown.
     """
     for field in ("ButtonPayload", "ListId"):

@@ -3,8 +3,9 @@
 The SDK is blocking (it uses `requests`), so worker threads call `send_message_blocking`. Each
 outbox row is one `POST /2010-04-01/Accounts/{sid}/Messages.json`: free-form `Body` inside the
 WhatsApp window, or the approved template (`ContentSid` + `ContentVariables`) when the row's
-route says so (see core.notify.whatsapp_window). Outcomes become a `SendResult` that says whether
-trying again could help. Logs carry message SIDs and error codes, never text or numbers.
+route is `whatsapp_template` (see core.notify.whatsapp_window). Each outcome becomes a
+`SendResult` that states whether trying again could help. Logs carry message SIDs and error
+codes, never text or numbers.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class TwilioSender:
         )
 
     def send_message_blocking(self, message: OutboundMessage) -> SendResult:
-        """Send one outbox row and classify the outcome, blocking until Twilio answers."""
+        """Send one outbox row and classify the outcome, blocking until Twilio responds."""
         if message.channel == "whatsapp":
             if not self._whatsapp_from:
                 return _failure(STATUS_NOT_CONFIGURED, "no WhatsApp sender number", False)

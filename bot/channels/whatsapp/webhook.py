@@ -5,7 +5,7 @@
 - `POST /webhooks/twilio/status`: the `StatusCallback` of a message we sent.
 
 Each request's `X-Twilio-Signature` is checked before any field is read; a failed check gets
-403 and changes nothing. Inbound messages are answered with empty TwiML, because replies go out
+403 and changes nothing. Inbound messages get an empty TwiML response, because replies go out
 through the outbox and the Messages API after the transaction commits. A message Twilio
 delivers again gets the same empty TwiML and changes nothing: the host's dedupe row on
 `MessageSid` decides. Status callbacks are stored once per (`MessageSid`, `MessageStatus`) and
@@ -35,10 +35,11 @@ from core.notify.whatsapp_window import fall_back_after_window_error, whatsapp_a
 
 log = logging.getLogger(__name__)
 
-# `<?xml version="1.0" encoding="UTF-8"?><Response />`: tells Twilio to send nothing itself.
+# `<?xml version="1.0" encoding="UTF-8"?><Response />`: Twilio sends no reply of its own.
 EMPTY_TWIML: Final = MessagingResponse().to_xml()
 
-# WhatsApp shows long messages whole, so replies are limited only in the number of choices.
+# Chat replies are limited only in the number of choices; the sender cuts a text that is
+# longer than the Body limit of Twilio.
 WHATSAPP_LIMITS: Final = ScreenLimits(max_chars=None, max_choices=9)
 # Two concatenated GSM-7 parts, for SMS replies when no SMS handler supplies its own limits.
 DEFAULT_SMS_LIMITS: Final = ScreenLimits(max_chars=306, max_choices=9, gsm7_only=True)
@@ -99,7 +100,7 @@ class TwilioWebhooks:
             self._metrics.requests.labels(endpoint, "forbidden").inc()
             log.warning("Twilio webhook rejected: %s", exc, extra={"endpoint": endpoint})
             raise
-        # A repeated field keeps its first value; Twilio sends each field once.
+        # A repeated field keeps its first value.
         form: dict[str, str] = {}
         for name, value in parameters.items():
             form.setdefault(name, value)
