@@ -257,3 +257,13 @@ async def test_late_sent_does_not_undo_delivered(service: RunningService) -> Non
         )
         == "delivered"
     )
+
+
+async def test_sms_stop_opts_number_out(service: RunningService) -> None:
+    fields = payload_form("twilio_sms_inbound.form")  # Body=STOP from +254700000001
+
+    status, body = await post_signed(service, SMS_PATH, fields)
+
+    assert (status, body) == (200, EMPTY_TWIML)
+    scope = await service.scalar("SELECT scope FROM opt_outs WHERE phone = :p", p="+254700000001")
+    assert scope == "all"

@@ -1,7 +1,8 @@
 """Twilio webhooks: WhatsApp and SMS inbound messages, and message status callbacks.
 
 - `POST /webhooks/twilio/whatsapp`: a WhatsApp message to our number.
-- `POST /webhooks/twilio/sms`: an SMS to our Twilio number, handed to the two-way SMS handler.
+- `POST /webhooks/twilio/sms`: an SMS to our Twilio number, applied by the two-way SMS handler
+  (keywords, then the conversation).
 - `POST /webhooks/twilio/status`: the `StatusCallback` of a message we sent.
 
 Each request's `X-Twilio-Signature` is checked before any field is read; a failed check gets
@@ -22,10 +23,12 @@ from typing import Any, Final
 from aiohttp import web
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.sms.rendering import SMS_LIMITS
+from bot.channels.sms.two_way import SmsResult, handle_sms
 from bot.channels.whatsapp.parsing import InvalidField, parse_inbound, parse_status
 from bot.channels.whatsapp.signature import InvalidSignature, TwilioSignatureCheck, form_parameters
 from bot.engine.host import ConversationHost, handle_message
-from bot.engine.model import InboundMessage, ScreenLimits
+from bot.engine.model import InboundMessage, MessageResult, ScreenLimits
 from core.db.database import Sql
 from core.notify.delivery import ReportOutcome, record_delivery_report
 from core.notify.dispatch import OutboxDispatcher
@@ -41,8 +44,6 @@ EMPTY_TWIML: Final = MessagingResponse().to_xml()
 # Chat replies are limited only in the number of choices; the sender cuts a text that is
 # longer than the Body limit of Twilio.
 WHATSAPP_LIMITS: Final = ScreenLimits(max_chars=None, max_choices=9)
-# Two concatenated GSM-7 parts, for SMS replies when no SMS handler supplies its own limits.
-DEFAULT_SMS_LIMITS: Final = ScreenLimits(max_chars=306, max_choices=9, gsm7_only=True)
 
 _FIND_ROW = Sql(
     "SELECT id FROM outbox_messages WHERE provider_message_id = :sid ORDER BY id LIMIT 1"
@@ -68,27 +69,25 @@ class TwilioWebhooks:
         policy: DeliveryPolicy,
         metrics: Any,
         dispatcher: OutboxDispatcher | None = None,
-        handle_sms: InboundHandler | None = None,
-        sms_limits: ScreenLimits = DEFAULT_SMS_LIMITS,
     ) -> None:
-        """`handle_sms` applies an inbound SMS (keywords, then the conversation); without it
-        the SMS goes straight to the conversation."""
         self._host = host
         self._signature = signature
         self._policy = policy
         self._metrics = metrics
         self._dispatcher = dispatcher
-        self._handle_sms = handle_sms or self._to_conversation
-        self._sms_limits = sms_limits
 
     async def _to_conversation(self, message: InboundMessage) -> Any:
         return await handle_message(self._host, message)
+
+    async def _to_two_way_sms(self, message: InboundMessage) -> Any:
+        # Keywords (STOP, BOOK, …) first, then the conversation, as for Africa's Talking.
+        return await handle_sms(self._host, message)
 
     async def handle_whatsapp(self, request: web.Request) -> web.Response:
         return await self._inbound(request, "whatsapp", self._to_conversation, WHATSAPP_LIMITS)
 
     async def handle_sms(self, request: web.Request) -> web.Response:
-        return await self._inbound(request, "sms", self._handle_sms, self._sms_limits)
+        return await self._inbound(request, "sms", self._to_two_way_sms, SMS_LIMITS)
 
     async def _authenticated_form(self, request: web.Request, endpoint: str) -> dict[str, str]:
         """Read the body and check its signature; raise InvalidSignature when it fails."""
@@ -155,7 +154,7 @@ class TwilioWebhooks:
             )
             return _text_response("internal error; the message was not applied", 500)
 
-        outcome = "duplicate" if getattr(result, "duplicate", False) else "applied"
+        outcome = _outcome(result)
         elapsed_ms = self._observe(endpoint, outcome, started)
         log.info(
             "Twilio %s message",
@@ -236,3 +235,11 @@ class TwilioWebhooks:
         self._metrics.requests.labels(endpoint, outcome).inc()
         self._metrics.step_seconds.labels(endpoint).observe(elapsed)
         return elapsed * 1000
+
+
+def _outcome(result: MessageResult | SmsResult) -> str:
+    if isinstance(result, SmsResult):
+        return result.outcome
+    if result.duplicate:
+        return "duplicate"
+    return "stale" if result.stale_screen else "applied"
