@@ -21,6 +21,7 @@ from core.i18n import catalogue
 from tests.integration.conftest import RunningService
 from tests.integration.sms_setup import SmsPhone, start_sms_service
 from tests.integration.telegram_support import TELEGRAM_SETTINGS, TelegramUser
+from tests.integration.twilio_support import WHATSAPP_PATH, post_signed, sign, whatsapp_form
 
 PHONE = "+254700000151"
 TELEGRAM_USER_ID = 100000151
@@ -98,8 +99,11 @@ class SmsChannel:
 
     async def answer(self, text: str) -> str:
         replies = await self._send(text)
-        # Booking on SMS also sends the confirmation SMS; the reply to the answer comes last.
-        return replies[-1]
+        # Booking on SMS also sends the confirmation SMS, and worker threads may send the two in
+        # either order, so the reply is the text that is not the confirmation.
+        screens = [reply for reply in replies if not shows(reply, "sms.booking_confirmed")]
+        assert screens, f"only the confirmation came back for {text!r}"
+        return screens[-1]
 
     async def _send(self, text: str) -> list[str]:
         assert await self.phone.send(text) == 200
@@ -130,6 +134,43 @@ class TelegramChannel:
         return str((await self.user.send(text))["text"])
 
 
+class WhatsAppChannel:
+    """A WhatsApp user writing through the signed Twilio webhook; replies come from the fake."""
+
+    name = "whatsapp"
+
+    def __init__(self, service: RunningService, phone: str) -> None:
+        self.service = service
+        self.phone = phone
+        self.sent = 0
+
+    async def open(self) -> str:
+        return await self.answer("Hello")
+
+    async def answer(self, text: str) -> str:
+        self.sent += 1
+        settings = self.service.services.settings
+        credentials = settings.twilio_credentials
+        assert credentials is not None
+        form = whatsapp_form(f"SM{self.sent:032d}", self.phone, text)
+        url = settings.public_url + WHATSAPP_PATH
+        status, body = await post_signed(
+            self.service, WHATSAPP_PATH, form, signature=sign(url, form, credentials[1])
+        )
+        assert status == 200, body
+        await self.service.drain()
+        # Worker threads may send replies out of order, so the newest reply row decides.
+        sid = await self.service.scalar(
+            "SELECT provider_message_id FROM outbox_messages WHERE kind = 'reply'"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        texts = [
+            m["text"] for m in await self.service.sent_sms() if m["provider_message_id"] == sid
+        ]
+        assert texts, f"no reply to {text!r}"
+        return str(texts[0])
+
+
 @pytest.fixture
 async def sms_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[RunningService]:
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
@@ -143,10 +184,12 @@ def make_channel(name: str, service: RunningService) -> Channel:
         return UssdChannel(service, PHONE, "ATUid_transcript")
     if name == "telegram":
         return TelegramChannel(service, PHONE, TELEGRAM_USER_ID)
+    if name == "whatsapp":
+        return WhatsAppChannel(service, PHONE)
     return SmsChannel(service, PHONE)
 
 
-@pytest.mark.parametrize("channel_name", ["ussd", "sms", "telegram"])
+@pytest.mark.parametrize("channel_name", ["ussd", "sms", "telegram", "whatsapp"])
 async def test_same_booking_transcript(sms_service: RunningService, channel_name: str) -> None:
     channel = make_channel(channel_name, sms_service)
 
