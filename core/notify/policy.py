@@ -164,12 +164,13 @@ def preferred_channel(*, patient_id: int | None, phone: str, now: datetime) -> s
 
 
 # WhatsApp accepts free-form messages only within 24 hours of the patient's last inbound
-# message; the business's own messages do not extend the window (Twilio error 63016).
+# message, and Twilio rejects others with error 63016. The business's own messages do not
+# extend the window.
 WHATSAPP_WINDOW: Final = timedelta(hours=24)
 
 
 class Route(enum.StrEnum):
-    """How a message goes out: WhatsApp free-form text, a WhatsApp template, or SMS."""
+    """The way a message goes out: WhatsApp free-form text, a WhatsApp template, or SMS."""
 
     WHATSAPP = "whatsapp"
     WHATSAPP_TEMPLATE = "whatsapp_template"

@@ -53,8 +53,10 @@ async def say(service: RunningService, text: str | None, sid: str | None = None,
 
 
 async def last_reply(service: RunningService) -> str:
-    """Return the text the fake accepted for the newest reply; worker threads may send replies
-    out of order, so the newest outbox row decides which one that is."""
+    """Return the text the fake accepted for the newest reply.
+
+    Worker threads may send replies out of order, so the newest outbox row decides which one.
+    """
     messages = await whatsapp_messages(service, PHONE)
     sid = await service.scalar(
         "SELECT provider_message_id FROM outbox_messages WHERE kind = 'reply' ORDER BY id DESC"
@@ -111,9 +113,7 @@ async def test_twenty_concurrent_copies_book_once(service: RunningService) -> No
     before = len(await whatsapp_messages(service, PHONE))
     form = whatsapp_form("SM_TEST_0001", PHONE, "1")
 
-    results = await asyncio.gather(
-        *(post_signed(service, WHATSAPP_PATH, form) for _ in range(20))
-    )
+    results = await asyncio.gather(*(post_signed(service, WHATSAPP_PATH, form) for _ in range(20)))
 
     assert [status for status, _ in results] == [200] * 20
     assert len({body for _, body in results}) == 1
@@ -135,19 +135,17 @@ async def test_retry_three_seconds_later_changes_nothing(service: RunningService
     form = whatsapp_form("SM_TEST_0001", PHONE, "1")
 
     first = await post_signed(service, WHATSAPP_PATH, form)
+    version = await service.scalar("SELECT version FROM conversations WHERE phone = :p", p=PHONE)
     service.clock.advance(3)
     again = await post_signed(service, WHATSAPP_PATH, form)
 
-    assert first == again
-    assert again[0] == 200
-    assert again[1] == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+    assert again == first
+    assert again == (200, '<?xml version="1.0" encoding="UTF-8"?><Response />')
     assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
-    version = await service.scalar("SELECT version FROM conversations WHERE phone = :p", p=PHONE)
+    after = await service.scalar("SELECT version FROM conversations WHERE phone = :p", p=PHONE)
+    assert after == version
     booked = [m for m in await whatsapp_messages(service, PHONE) if m["text"].startswith("Booked")]
     assert len(booked) == 1
-    assert await service.scalar(
-        "SELECT version FROM conversations WHERE phone = :p", p=PHONE
-    ) == version
 
 
 async def test_copy_while_first_in_flight(service: RunningService) -> None:
@@ -157,7 +155,7 @@ async def test_copy_while_first_in_flight(service: RunningService) -> None:
     database = service.services.database
 
     # Hold the conversation's lock so the first delivery stays in flight while the copy
-    # arrives 50 ms later; both requests then race for the dedupe row.
+    # arrives 50 ms later. Both requests then race for the dedupe row.
     async with database.unit_of_work() as uow:  # type: ignore[attr-defined]
         from core.db.database import Sql
 

@@ -82,7 +82,8 @@ async def post_signed(
     signed_url: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
-    """POST `fields` to `path`, signed for PUBLIC_URL + path unless told otherwise."""
+    """POST `fields` to `path`, signed for PUBLIC_URL + path unless `signature` or
+    `signed_url` is given."""
     url = signed_url or PUBLIC_URL + path
     all_headers = {"X-Twilio-Signature": signature or sign(url, fields), **(headers or {})}
     response = await service.client.post(path, data=fields, headers=all_headers)
