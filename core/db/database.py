@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,25 +103,32 @@ def _ordered(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 
 
 def _sqlite_param(value: Any) -> Any:
-    # Same text form as SQLAlchemy's SQLite DateTime, so either reader understands the rows.
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime passed to the database; use the clock's UTC values")
-        utc = value.astimezone(UTC)
-        # The text of isoformat(" ", "microseconds") on the naive UTC value, formatted with %
-        # because that takes less than half the time of replace() and isoformat() on CPython 3.11.
-        return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
-            utc.year,
-            utc.month,
-            utc.day,
-            utc.hour,
-            utc.minute,
-            utc.second,
-            utc.microsecond,
-        )
+        return _sqlite_utc_text(value.astimezone(UTC))
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+# Steps pass the same instants again and again (slot starts, the day boundaries of the booking
+# horizon), so the text is cached. The key is the UTC value, because local times in a DST fold
+# compare equal while they are different instants.
+@lru_cache(maxsize=4096)
+def _sqlite_utc_text(utc: datetime) -> str:
+    # The text of isoformat(" ", "microseconds") on the naive UTC value, as SQLAlchemy's SQLite
+    # DateTime stores it, so either reader understands the rows. Formatting with % takes less
+    # than half the time of replace() and isoformat() on CPython 3.11.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031  # faster than f-strings
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
+    )
 
 
 def _read_sqlite_datetime(raw: bytes) -> datetime:
