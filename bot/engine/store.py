@@ -8,6 +8,9 @@ from datetime import datetime
 from bot.engine.model import Conversation, Reply
 from core.db.database import Row, Sql, UnitOfWork
 
+# json.dumps builds a new encoder whenever it gets options such as ensure_ascii.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
 
 class StaleConversation(Exception):
     """Another writer saved the conversation first; the step must be retried on fresh state."""
@@ -26,7 +29,13 @@ CREATE = Sql(
     """
 )
 
-LOAD = Sql("SELECT * FROM conversations WHERE phone = :phone{for_update}")
+# The columns that _from_row reads. The timestamps of the row itself are left out, because
+# each DATETIME costs a conversion on SQLite.
+LOAD = Sql(
+    "SELECT id, phone, patient_id, language, flow, state, channel, data, back_stack,"
+    " session_id, session_input, last_reply, version, expires_at"
+    " FROM conversations WHERE phone = :phone{for_update}"
+)
 
 SAVE = Sql(
     """
@@ -100,12 +109,12 @@ async def save(uow: UnitOfWork, conversation: Conversation, *, now: datetime) ->
         language=conversation.language,
         flow=conversation.flow,
         state=conversation.state,
-        data=json.dumps(conversation.data, ensure_ascii=False),
+        data=_ENCODER.encode(conversation.data),
         back_stack=json.dumps(conversation.back_stack),
         channel=conversation.channel,
         session_id=conversation.session_id,
         session_input=conversation.session_input,
-        last_reply=json.dumps(reply.to_json(), ensure_ascii=False) if reply else None,
+        last_reply=_ENCODER.encode(reply.to_json()) if reply else None,
         last_reply_end=bool(reply and reply.end),
         expires_at=conversation.expires_at,
         now=now,
