@@ -46,12 +46,15 @@ class DueWorkScheduler:
     async def tick(self) -> int:
         """Hand every row due now to the broker; return how many were handed over."""
         now = self._clock.now()
-        async with self._database.unit_of_work() as uow:  # type: ignore[attr-defined]
-            await recover_abandoned(uow, now=now, policy=self._policy)
-
         total = 0
+        first = True
         while True:
+            # One transaction per batch, the first also taking back abandoned rows, so an idle
+            # tick costs SQLite's single write lock once.
             async with self._database.unit_of_work() as uow:  # type: ignore[attr-defined]
+                if first:
+                    await recover_abandoned(uow, now=now, policy=self._policy)
+                    first = False
                 due = await claim_due(
                     uow,
                     now=now,

@@ -277,3 +277,62 @@ async def test_outbox_command_lists_and_requeues(tmp_path: Path) -> None:
     again = await asyncio.to_thread(run_cli, tmp_path, "outbox", "--requeue", "1")
     assert again.returncode == 1
     assert "not failed" in again.stderr
+
+
+async def test_early_delivery_report_applies_on_send(database) -> None:
+    from core.notify.delivery import ReportOutcome, record_delivery_report
+    from core.notify.pipeline import finish_send, prepare_send
+    from core.notify.policy import DeliveryPolicy
+    from tests.integration.notify_setup import NAIROBI
+
+    policy = DeliveryPolicy(zone=NAIROBI)
+    async with database.unit_of_work() as uow:
+        message_id = await enqueue_message(
+            uow,
+            dedupe_key="test:early-report",
+            patient_id=None,
+            recipient=phone(5),
+            channel="sms",
+            template="sms.reminder",
+            variables={},
+            language="en",
+            body="Test message",
+            now=DEFAULT_NOW,
+            kind="booked",
+        )
+        message = await prepare_send(
+            uow, message_id=message_id, attempts=0, now=DEFAULT_NOW, policy=policy
+        )
+    assert message is not None
+
+    # The gateway's "Success" report overtakes the worker's record of the send.
+    async with database.unit_of_work() as uow:
+        outcome = await record_delivery_report(
+            uow,
+            provider="africastalking",
+            provider_message_id="ATXid_early0001",
+            provider_status="Success",
+            failure_reason=None,
+            now=DEFAULT_NOW,
+        )
+    assert outcome == ReportOutcome.UNMATCHED
+
+    class Accepted:
+        provider_message_id = "ATXid_early0001"
+        provider_status = "Success"
+        accepted = True
+        retryable = False
+        error = None
+
+    async with database.unit_of_work() as uow:
+        status = await finish_send(
+            uow, message=message, outcome=Accepted(), now=DEFAULT_NOW, policy=policy
+        )
+        row = await uow.one(
+            Sql("SELECT status, delivered_at FROM outbox_messages WHERE id = :id"), id=message_id
+        )
+        linked = await uow.scalar(Sql("SELECT outbox_message_id FROM delivery_reports"))
+    assert status == "delivered"
+    assert row["status"] == "delivered"
+    assert row["delivered_at"] == DEFAULT_NOW
+    assert linked == message_id
