@@ -4,8 +4,8 @@ The booking tests register a new phone number, book the first free slot over USS
 confirmation on the phone's screen and in the SMS inbox. Expected texts come from the gettext
 catalogues, so the checks follow wording changes but still tell the two languages apart. Other
 tests check the requests the page sends for the gateway and how it shows failed requests. The
-chat pane test posts one Telegram exchange, with a button press and a shared contact, through
-the real webhook.
+chat pane tests post one WhatsApp exchange and one Telegram exchange, with a button press and a
+shared contact, through the real webhooks.
 """
 
 from __future__ import annotations
@@ -263,6 +263,7 @@ def test_simulator_shows_errors_on_screen(browser_page: Page, server: RunningSer
     expect(screen).to_contain_text("network error")
 
 
+WHATSAPP_URL = re.compile(r"/webhooks/twilio/whatsapp$")
 TELEGRAM_URL = re.compile(r"/webhooks/telegram$")
 
 
@@ -270,6 +271,35 @@ def chat_bubble(page: Page, pane: str, message_id: str, language: str = "en"):
     """Return the locator of the service's bubbles in `pane` that show `message_id`."""
     text = fixed_text(language, message_id)
     return page.locator(f"#{pane}-log .chat-bubble[data-from='service']", has_text=text)
+
+
+def test_whatsapp_pane_exchange(browser_page: Page, server: RunningServer) -> None:
+    page = browser_page
+    page_errors = record_page_errors(page)
+    page.goto(f"{server.base_url}/simulator")
+    page.locator("#phone-number").fill("+254700000015")
+    expect(page.locator("#whatsapp-send")).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+
+    with page.expect_request(WHATSAPP_URL) as first:
+        page.locator("#whatsapp-text").fill("Hello")
+        page.locator("#whatsapp-send").click()
+    form = parse_qs(first.value.post_data or "")
+    assert first.value.headers["x-twilio-signature"]
+    assert form["From"] == ["whatsapp:+254700000015"]
+    assert form["Body"] == ["Hello"]
+    assert re.fullmatch(r"SM[0-9a-f]{32}", form["MessageSid"][0])
+    welcome = chat_bubble(page, "whatsapp", "registration.welcome")
+    expect(welcome).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
+
+    page.locator("#whatsapp-text").fill("1")
+    page.locator("#whatsapp-send").click()
+    expect(chat_bubble(page, "whatsapp", "registration.ask_name")).to_have_count(
+        1, timeout=INBOX_TIMEOUT_MS
+    )
+    patient = page.locator("#whatsapp-log .chat-bubble[data-from='patient']")
+    expect(patient).to_have_count(2)
+    expect(page.locator("#whatsapp-log .chat-bubble[data-failed='true']")).to_have_count(0)
+    assert page_errors == []
 
 
 def test_telegram_pane_buttons_and_contact(browser_page: Page, server: RunningServer) -> None:

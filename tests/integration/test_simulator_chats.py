@@ -70,6 +70,20 @@ async def test_signature_matches_public_url(sqlite_service: RunningService) -> N
     assert validator.validate(public_url + WHATSAPP_PATH, form, body["signature"])
 
 
+async def test_signed_form_passes_webhook(sqlite_service: RunningService) -> None:
+    config = await chat_config(sqlite_service)
+    form = whatsapp_form(config["whatsapp"], "SM" + "2" * 32, "hello")
+    _, body = await sign(sqlite_service, WHATSAPP_PATH, form)
+
+    response = await sqlite_service.client.post(
+        WHATSAPP_PATH, data=form, headers={"X-Twilio-Signature": body["signature"]}
+    )
+
+    assert response.status == 200
+    replies = [m for m in await sqlite_service.sent_sms() if m["channel"] == "whatsapp"]
+    assert [m["to"] for m in replies] == [PHONE]
+
+
 async def test_secret_passes_telegram_webhook(sqlite_service: RunningService) -> None:
     config = await chat_config(sqlite_service)
     update = {

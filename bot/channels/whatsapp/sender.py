@@ -21,6 +21,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from bot.channels.sms.rendering import render_outbound_sms
 from bot.channels.whatsapp.rendering import message_text, template_variables
 from core.notify.outbox import MessageStatus, OutboundMessage
 from core.notify.policy import Route
@@ -126,8 +127,12 @@ class TwilioSender:
                 )
             fields["content_sid"] = content_sid
             fields["content_variables"] = json.dumps(template_variables(message))
-        else:
+        elif message.channel == "whatsapp":
             fields["body"] = message_text(message)
+        else:
+            # The same numbered GSM-7 text as SMS through Africa's Talking, so each part costs
+            # the same whichever provider sends it.
+            fields["body"] = render_outbound_sms(message)
         return self._create(fields, message.id)
 
     def _create(self, fields: dict[str, str], outbox_id: int) -> SendResult:
