@@ -46,7 +46,10 @@ class BrokerDispatcher:
             if due is not None:
                 await self.enqueue([due])
         except Exception:
-            log.exception("handing outbox message %s to the broker failed; the scheduler will")
+            log.exception(
+                "handing outbox message %s to the broker failed; the scheduler will retry",
+                message_id,
+            )
 
     async def enqueue(self, messages: Sequence[DueMessage]) -> None:
         """Enqueue send jobs without blocking the event loop on the broker's network calls."""

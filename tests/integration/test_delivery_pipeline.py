@@ -336,3 +336,15 @@ async def test_early_delivery_report_applies_on_send(database) -> None:
     assert row["status"] == "delivered"
     assert row["delivered_at"] == DEFAULT_NOW
     assert linked == message_id
+
+
+def test_worker_command_needs_broker_url(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "worker")
+    assert result.returncode == 2
+    assert "MYAFYA_BROKER_URL is not set" in result.stderr
+
+
+def test_worker_command_rejects_zero_threads(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "worker", "--threads", "0")
+    assert result.returncode == 2
+    assert "expected 1 or more, got 0" in result.stderr
