@@ -15,10 +15,9 @@ _NOT_TAKEN = (
     " WHERE a.slot_id = s.id AND a.status IN ('held', 'booked'))"
 )
 _FREE_SLOT_QUERY = (
-    "SELECT s.id, s.doctor_id, s.starts_at, s.ends_at FROM slots s"
+    "SELECT s.id, s.doctor_id, s.starts_at, s.ends_at FROM slots s"  # noqa: S608  # constant text
     " JOIN doctors d ON d.id = s.doctor_id"
-    " WHERE s.doctor_id = :doctor_id AND d.active = true AND s.starts_at >= :earliest"
-    + _NOT_TAKEN
+    " WHERE s.doctor_id = :doctor_id AND d.active = true AND s.starts_at >= :earliest" + _NOT_TAKEN
 )
 _SELECT_FREE_BETWEEN = Sql(_FREE_SLOT_QUERY + " AND s.starts_at < :latest ORDER BY s.starts_at")
 _SELECT_FREE_AFTER = Sql(
@@ -29,7 +28,7 @@ _OPEN_DAYS: dict[int, Sql] = {}
 
 
 def _open_days_sql(days: int) -> Sql:
-    """Build the statement that returns, for each local day, whether a free slot starts in it.
+    """Build the statement whose column `open_i` tells whether a free slot starts on day i.
 
     Day i runs from `:from_i` to `:until_i`, UTC instants that the caller computes from the
     zone, so a day that DST makes 23 or 25 hours long needs nothing special. Each EXISTS stops
@@ -39,12 +38,16 @@ def _open_days_sql(days: int) -> Sql:
     if found is None:
         # One lower bound per day. Given both `now + lead` and the day's midnight, SQLite's
         # planner searched from the former and read every day's slots up to the latter.
+        # Only constant text and day numbers go into the statement, never a value.
         flags = ", ".join(
-            "EXISTS (SELECT 1 FROM slots s WHERE s.doctor_id = d.id"
+            "EXISTS (SELECT 1 FROM slots s WHERE s.doctor_id = d.id"  # noqa: S608
             f" AND s.starts_at >= :from_{i} AND s.starts_at < :until_{i}{_NOT_TAKEN})"
+            f" AS open_{i}"
             for i in range(days)
         )
-        found = Sql(f"SELECT {flags} FROM doctors d WHERE d.id = :doctor_id AND d.active = true")
+        found = Sql(
+            f"SELECT {flags} FROM doctors d WHERE d.id = :doctor_id AND d.active = true"  # noqa: S608
+        )
         _OPEN_DAYS[days] = found
     return found
 
@@ -97,7 +100,7 @@ async def list_open_days(
     row = await uow.one(_open_days_sql(horizon_days), doctor_id=doctor_id, **bounds)
     if row is None:  # no such doctor, or not active
         return []
-    return [today + timedelta(days=i) for i in range(horizon_days) if row[i]]
+    return [today + timedelta(days=i) for i in range(horizon_days) if row[f"open_{i}"]]
 
 
 async def list_free_slots(
