@@ -275,7 +275,11 @@ async def keep_slots_ahead(database: Any, clock: Clock, settings: Settings) -> N
                     days=settings.booking_horizon_days,
                     clinic_zone=settings.zone,
                 )
-            log.info("slots extended", extra={"created": result.created, "deleted": result.deleted})
+            # `created` is a LogRecord attribute, and logging raises KeyError for such a key.
+            log.info(
+                "slots extended",
+                extra={"slots_created": result.created, "slots_deleted": result.deleted},
+            )
         except Exception:
             log.exception("extending slots failed; retrying in an hour")
         await asyncio.sleep(SLOT_REFRESH_SECONDS)
