@@ -168,4 +168,5 @@ async def test_same_day_booking_skips_past_reminders(service_on_redis: RunningSe
 
     texts = [m["text"] for m in await service.sent_sms() if m["to"] == PHONE]
     assert len(texts) == 2
-    assert texts[1].startswith("MyAfya reminder")
+    # Worker threads may deliver the confirmation and the reminder in either order.
+    assert sum(text.startswith("MyAfya reminder") for text in texts) == 1
