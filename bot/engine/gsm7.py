@@ -49,7 +49,7 @@ _LOOK_ALIKES = str.maketrans(
 
 
 def is_gsm7(text: str) -> bool:
-    return all(char in _ALPHABET for char in text)
+    return _ALPHABET.issuperset(text)
 
 
 def septets(text: str) -> int:
@@ -58,6 +58,8 @@ def septets(text: str) -> int:
     Raises ValueError for a character outside GSM-7; convert with `to_gsm7` first.
     """
     count = len(text)
+    if _BASIC.issuperset(text):
+        return count
     for char in text:
         if char not in _BASIC:
             if char not in _EXTENSION:
