@@ -52,7 +52,7 @@ class AlreadyBookedThen(DomainError):
 
 
 class TooManyAppointments(DomainError):
-    """The patient holds the maximum number of upcoming appointments."""
+    """The patient already has the maximum number of upcoming appointments."""
 
     message_id = "booking.too_many"
 

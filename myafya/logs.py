@@ -76,7 +76,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log repeats what the per-request lines say, with client addresses.
+    # aiohttp's access log repeats the per-request lines and adds client addresses.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # Bot API request URLs contain the Telegram bot token: httpx logs each request's URL at INFO,
     # and python-telegram-bot logs its base URL at DEBUG.

@@ -82,7 +82,7 @@ Outcome = Go | Enter | Stay | Home | Finish
 
 
 class Commands(Protocol):
-    """Writes a flow asks for; the host applies them in the conversation's transaction."""
+    """The write port of a flow; the host applies commands in the conversation's transaction."""
 
     async def execute(self, command: Any) -> Any: ...
 

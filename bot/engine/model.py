@@ -181,7 +181,7 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class MessageResult:
-    """What handling an inbound chat message did."""
+    """The outcome of handling one inbound chat message."""
 
     reply: Reply | None
     conversation_id: int | None

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from bot.engine.commands import CancelAppointment, RescheduleAppointment
 from bot.engine.flow import Finish, Flow, Go, Home, Outcome, Step, StepContext
 from bot.engine.model import Choice, Screen, Text
-from bot.flows.common import day_and_time_choices, day_choices, time_choices
+from bot.flows.common import day_choices, render_slot_taken, time_choices
 from core.errors import ChangeTooLate, NotFound, SlotUnavailable
 from core.i18n import local_date, local_day_and_time, money
 
@@ -177,19 +177,6 @@ async def handle_move(context: StepContext, value: str) -> Outcome:
     )
 
 
-async def render_taken(context: StepContext) -> Screen:
-    slots = []
-    for slot_id in context.data.get("alternatives", []):
-        slot = await context.queries.slot(int(slot_id))
-        if slot is not None:
-            slots.append(slot)
-    return Screen(
-        body=(Text("booking.slot_taken"),),
-        choices=day_and_time_choices(context, slots),
-        empty=Text("booking.no_alternatives"),
-    )
-
-
 async def handle_taken(context: StepContext, value: str) -> Outcome:
     context.data["new_slot_id"] = int(value)
     return Go(State.MOVE, replace=True)
@@ -206,7 +193,7 @@ FLOW = Flow(
         State.NEW_DAY: Step(render_new_day, handle_new_day),
         State.NEW_TIME: Step(render_new_time, handle_new_time),
         State.MOVE: Step(render_move, handle_move, commits=True),
-        State.TAKEN: Step(render_taken, handle_taken),
+        State.TAKEN: Step(render_slot_taken, handle_taken),
     },
     transitions={
         State.LIST: frozenset({State.DETAIL}),

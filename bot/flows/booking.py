@@ -8,7 +8,7 @@ from datetime import date
 from bot.engine.commands import BookAppointment
 from bot.engine.flow import Finish, Flow, Go, Home, Outcome, Step, StepContext
 from bot.engine.model import Choice, Screen, Text
-from bot.flows.common import day_and_time_choices, day_choices, time_choices
+from bot.flows.common import day_choices, render_slot_taken, time_choices
 from core.errors import AlreadyBookedThen, SlotUnavailable, TooManyAppointments
 from core.i18n import local_date, local_day_and_time, money
 
@@ -127,19 +127,6 @@ async def handle_confirm(context: StepContext, value: str) -> Outcome:
     )
 
 
-async def render_taken(context: StepContext) -> Screen:
-    slots = []
-    for slot_id in context.data.get("alternatives", []):
-        slot = await context.queries.slot(int(slot_id))
-        if slot is not None:
-            slots.append(slot)
-    return Screen(
-        body=(Text("booking.slot_taken"),),
-        choices=day_and_time_choices(context, slots),
-        empty=Text("booking.no_alternatives"),
-    )
-
-
 async def handle_taken(context: StepContext, value: str) -> Outcome:
     context.data["slot_id"] = int(value)
     return Go(State.CONFIRM, replace=True)
@@ -155,7 +142,7 @@ FLOW = Flow(
         State.DAY: Step(render_day, handle_day),
         State.TIME: Step(render_time, handle_time),
         State.CONFIRM: Step(render_confirm, handle_confirm, commits=True),
-        State.TAKEN: Step(render_taken, handle_taken),
+        State.TAKEN: Step(render_slot_taken, handle_taken),
     },
     transitions={
         State.SPECIALTY: frozenset({State.DOCTOR}),
