@@ -322,7 +322,18 @@ class ConversationHost:
             settings={"change_cutoff_hours": self.config.change_cutoff.total_seconds() / 3600},
         )
 
-    async def _load(self, uow: UnitOfWork, phone: str, channel: str, now: datetime) -> Conversation:
+    async def _load(
+        self,
+        uow: UnitOfWork,
+        phone: str,
+        channel: str,
+        now: datetime,
+        initial_language: str | None = None,
+    ) -> Conversation:
+        """Load and lock the conversation of `phone`, creating it at home when there is none.
+
+        A new conversation takes the patient's language, or else `initial_language`.
+        """
         patient = await patients.find_patient_by_phone(uow, phone=phone)
         registered = patient is not None and patient.consented_at is not None
         home = HOME_TARGETS.target(registered=registered, key=phone)
@@ -333,7 +344,7 @@ class ConversationHost:
             flow=home.flow,
             state=home.state or self.engine.flows[home.flow].initial.name,
             patient_id=patient.id if registered and patient else None,
-            language=patient.language if patient else None,
+            language=(patient.language if patient else None) or initial_language,
             now=now,
         )
         if registered and patient and conversation.patient_id is None:
@@ -461,7 +472,9 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
             # Opens WhatsApp's 24-hour window; a duplicate, returned above, leaves it unchanged.
             await record_whatsapp_inbound(uow, phone=message.key, now=now)
 
-        conversation = await host._load(uow, message.key, message.channel, now)
+        conversation = await host._load(
+            uow, message.key, message.channel, now, message.initial_language
+        )
         before = f"{conversation.flow}.{conversation.state}"
         if message.screen_version is not None and message.screen_version != conversation.version:
             # A button on an old screen: the dedupe row commits, nothing else changes.

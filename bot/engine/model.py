@@ -177,6 +177,9 @@ class InboundMessage:
     # A flow to open before reading `input`, for a keyword such as SMS `BOOK`: the flow starts
     # as if picked on the home menu, and a non-empty `input` answers its first screen.
     start_flow: str | None = None
+    # The language of a conversation this message creates, when the patient has none yet: the
+    # channel's reading of the user's app language. An existing conversation keeps its own.
+    initial_language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,21 +28,38 @@ async def start_telegram_service(database_url: str, clock, **overrides: Any) -> 
     return await start_service(database_url, clock, **{**TELEGRAM_SETTINGS, **overrides})
 
 
-def _user(user_id: int) -> dict[str, Any]:
-    return {"id": user_id, "is_bot": False, "first_name": "Test", "last_name": "Patient"}
+def _user(user_id: int, language_code: str | None = None) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": "Test",
+        "last_name": "Patient",
+    }
+    if language_code is not None:
+        user["language_code"] = language_code
+    return user
 
 
 def _chat(chat_id: int) -> dict[str, Any]:
     return {"id": chat_id, "first_name": "Test", "last_name": "Patient", "type": "private"}
 
 
-def message_update(user_id: int, update_id: int | None = None, **content: Any) -> dict[str, Any]:
-    """A private-chat message update; `content` contains `text`, `contact`, `photo` and so on."""
+def message_update(
+    user_id: int,
+    update_id: int | None = None,
+    *,
+    language_code: str | None = None,
+    **content: Any,
+) -> dict[str, Any]:
+    """A private-chat message update; `content` contains `text`, `contact`, `photo` and so on.
+
+    `language_code` is the sender's app language as Telegram sends it in `from`, None to leave
+    it out."""
     return {
         "update_id": next(_update_ids) if update_id is None else update_id,
         "message": {
             "message_id": 500,
-            "from": _user(user_id),
+            "from": _user(user_id, language_code),
             "chat": _chat(user_id),
             "date": 1796378400,
             **content,
@@ -50,22 +67,28 @@ def message_update(user_id: int, update_id: int | None = None, **content: Any) -
     }
 
 
-def contact_update(user_id: int, phone: str, contact_user_id: int | None) -> dict[str, Any]:
+def contact_update(
+    user_id: int, phone: str, contact_user_id: int | None, language_code: str | None = None
+) -> dict[str, Any]:
     contact: dict[str, Any] = {"phone_number": phone, "first_name": "Test"}
     if contact_user_id is not None:
         contact["user_id"] = contact_user_id
-    return message_update(user_id, contact=contact)
+    return message_update(user_id, language_code=language_code, contact=contact)
 
 
 def press_update(
-    user_id: int, data: str, message_id: int, update_id: int | None = None
+    user_id: int,
+    data: str,
+    message_id: int,
+    update_id: int | None = None,
+    language_code: str | None = None,
 ) -> dict[str, Any]:
     """A press on a button of the bot's message `message_id`."""
     return {
         "update_id": next(_update_ids) if update_id is None else update_id,
         "callback_query": {
             "id": str(next(_query_ids)),
-            "from": _user(user_id),
+            "from": _user(user_id, language_code),
             "message": {
                 "message_id": message_id,
                 "from": BOT_USER,
@@ -99,13 +122,19 @@ async def settle(service: RunningService) -> None:
 class TelegramUser:
     """A Telegram user chatting with the bot through the webhook and the Bot API fake."""
 
-    def __init__(self, service: RunningService, user_id: int) -> None:
+    def __init__(
+        self, service: RunningService, user_id: int, language_code: str | None = None
+    ) -> None:
+        """`language_code` is sent in `from` of every update; change it to model a user who
+        switches the app's language."""
         self.service = service
         self.user_id = user_id
+        self.language_code = language_code
 
     async def send(self, text: str) -> dict[str, Any]:
         """Send text and return the bot's newest message after the reply went out."""
-        status, _ = await post_update(self.service, message_update(self.user_id, text=text))
+        update = message_update(self.user_id, language_code=self.language_code, text=text)
+        status, _ = await post_update(self.service, update)
         assert status == 200
         return await self.last_message()
 
@@ -116,16 +145,20 @@ class TelegramUser:
         one, and "self" (the default) for this user's own card."""
         owner_id = self.user_id if owner == "self" else owner
         assert owner_id is None or isinstance(owner_id, int)
-        status, _ = await post_update(self.service, contact_update(self.user_id, phone, owner_id))
+        update = contact_update(self.user_id, phone, owner_id, self.language_code)
+        status, _ = await post_update(self.service, update)
         assert status == 200
         return await self.last_message()
 
     async def press(self, message: dict[str, Any], key: str) -> dict[str, Any]:
         """Press the button with `key` on `message` and return the bot's newest message."""
-        status, _ = await post_update(
-            self.service,
-            press_update(self.user_id, button_data(message, key), message["message_id"]),
+        update = press_update(
+            self.user_id,
+            button_data(message, key),
+            message["message_id"],
+            language_code=self.language_code,
         )
+        status, _ = await post_update(self.service, update)
         assert status == 200
         return await self.last_message()
 

@@ -145,7 +145,10 @@ async def test_captured_update_table(telegram_service, name: str) -> None:
         assert replies[0]["text"].startswith("Thank you. Your phone number is now linked")
         assert "Choose a language" in replies[0]["text"]
     else:
-        assert replies[0]["text"].startswith("Welcome to MyAfya. You can look at our services")
+        # The first screen is in the sender's app language: "sw" in the text message.
+        swahili = update["message"]["from"].get("language_code") == "sw"
+        welcome = "Karibu MyAfya. Unaweza kuangalia" if swahili else "Welcome to MyAfya. You can"
+        assert replies[0]["text"].startswith(welcome)
         key = await telegram_service.scalar("SELECT phone FROM conversations")
         assert key == f"tg:{PATIENT_CHAT}"
 

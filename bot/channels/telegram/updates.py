@@ -15,6 +15,7 @@ from typing import Any, Final
 from telegram import Bot, Message, Update
 
 from bot.engine.model import HOME, Input, InputKind
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 # Commands that open the menu: /start is what Telegram sends when a user first opens the bot.
 MENU_COMMANDS: Final = frozenset({"/start", "/menu"})
@@ -50,6 +51,7 @@ class ChatMessage:
     user_id: int
     chat_id: int
     input: Input
+    language: str  # from the sender's `language_code`, see `language_of`
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class SharedContact:
     chat_id: int
     phone_number: str
     contact_user_id: int | None
+    language: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class ButtonPress:
     callback_query_id: str
     data: str | None
     message_id: int | None
+    language: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,16 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
+def language_of(language_code: Any) -> str:
+    """Map the IETF tag of the user's Telegram app language (`sw`, `en-GB`, absent) to one of
+    our languages by its primary subtag: `sw-KE` gives Kiswahili, and a language we do not
+    have, or no tag, gives English."""
+    if not isinstance(language_code, str):
+        return DEFAULT_LANGUAGE
+    primary = language_code.replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def read_event(update: Update) -> ChatEvent:
     """Return what the update asks of the service.
 
@@ -137,6 +151,7 @@ def read_event(update: Update) -> ChatEvent:
     chat_id = _integer(message.chat.id, "message.chat.id")
     if user.is_bot:
         return Ignored("sent by a bot")
+    language = language_of(user.language_code)
 
     contact = message.contact
     if contact is not None:
@@ -148,8 +163,11 @@ def read_event(update: Update) -> ChatEvent:
             chat_id=chat_id,
             phone_number=contact.phone_number,
             contact_user_id=contact_user if isinstance(contact_user, int) else None,
+            language=language,
         )
-    return ChatMessage(user_id=user_id, chat_id=chat_id, input=_message_input(message))
+    return ChatMessage(
+        user_id=user_id, chat_id=chat_id, input=_message_input(message), language=language
+    )
 
 
 def _read_press(update: Update) -> ChatEvent:
@@ -178,6 +196,7 @@ def _read_press(update: Update) -> ChatEvent:
         callback_query_id=query.id,
         data=query.data if isinstance(query.data, str) else None,
         message_id=message_id,
+        language=language_of(query.from_user.language_code),
     )
 
 

@@ -54,7 +54,7 @@ class _Press:
     key: str
     screen_version: int | None  # None when the button was not drawn for this conversation
     input_key: str
-    language: str | None
+    language: str
 
 
 class TelegramWebhook:
@@ -128,21 +128,28 @@ class TelegramWebhook:
         match event:
             case Ignored(reason):
                 return "ignored", {"reason": reason}
-            case ChatMessage(user_id, chat_id, received):
+            case ChatMessage(user_id, chat_id, received, language):
                 key = await self._record_user(user_id, chat_id)
-                result = await self._handle(update_id, key, chat_id, received, None)
+                result = await self._handle(update_id, key, chat_id, received, None, language)
                 return _outcome(result), _result_details(result)
             case SharedContact():
-                key, received = await self._link_contact(event)
-                result = await self._handle(update_id, key, event.chat_id, received, None)
+                key, received, language = await self._link_contact(event)
+                result = await self._handle(update_id, key, event.chat_id, received, None, language)
                 return _outcome(result), _result_details(result)
             case ButtonPress():
                 return await self._press(update_id, event)
         raise TypeError(f"unknown Telegram event {event!r}")
 
     async def _handle(
-        self, update_id: str, key: str, chat_id: int, received: Input, version: int | None
+        self,
+        update_id: str,
+        key: str,
+        chat_id: int,
+        received: Input,
+        version: int | None,
+        language: str,
     ) -> MessageResult:
+        """Apply one input; `language` is for a conversation this input creates."""
         message = InboundMessage(
             channel=CHANNEL,
             provider=PROVIDER,
@@ -153,6 +160,7 @@ class TelegramWebhook:
             received_at=self._host.clock.now(),
             limits=TELEGRAM_LIMITS,
             screen_version=version,
+            initial_language=language,
         )
         return await handle_message(self._host, message)
 
@@ -162,11 +170,14 @@ class TelegramWebhook:
                 uow, user_id=user_id, chat_id=chat_id, now=self._host.clock.now()
             )
 
-    async def _link_contact(self, event: SharedContact) -> tuple[str, Input]:
-        """Link the sender's own contact and return the conversation key and the input.
+    async def _link_contact(self, event: SharedContact) -> tuple[str, Input, str]:
+        """Link the sender's own contact and return the conversation key, the input and the
+        language for a conversation of the phone number that does not exist yet.
 
-        Someone else's contact, or a number that is not valid, links nothing. It reaches the
-        engine as a contact input that is not the key, and the engine replies with a notice.
+        That language is the one of the user's `tg:` conversation, which contains any choice they
+        made before linking, and else the update's own. Someone else's contact, or a number
+        that is not valid, links nothing. It reaches the engine as a contact input that is not
+        the key, and the engine replies with a notice.
         """
         phone: str | None = None
         if event.contact_user_id == event.user_id:
@@ -182,11 +193,13 @@ class TelegramWebhook:
                 key = await identities.record_user(
                     uow, user_id=event.user_id, chat_id=event.chat_id, now=now
                 )
-                return key, Input(InputKind.CONTACT)
+                return key, Input(InputKind.CONTACT), event.language
             await identities.link_phone(
                 uow, user_id=event.user_id, chat_id=event.chat_id, phone=phone, now=now
             )
-        return phone, Input(InputKind.CONTACT, phone)
+            unlinked = await uow.one(_CONVERSATION, key=identities.unlinked_key(event.user_id))
+        language = (unlinked["language"] if unlinked else None) or event.language
+        return phone, Input(InputKind.CONTACT, phone), language
 
     async def _press(self, update_id: str, event: ButtonPress) -> tuple[str, dict[str, Any]]:
         press = await self._check_press(event)
@@ -206,6 +219,7 @@ class TelegramWebhook:
                 event.chat_id,
                 Input.of_text(press.input_key),
                 press.screen_version,
+                event.language,
             )
             stale = result.stale_screen
             outcome = _outcome(result)
@@ -227,7 +241,7 @@ class TelegramWebhook:
                 uow, user_id=event.user_id, chat_id=event.chat_id, now=self._host.clock.now()
             )
             row = await uow.one(_CONVERSATION, key=key)
-        language = row["language"] if row else None
+        language = (row["language"] if row else None) or event.language
         if decoded is None or row is None or row["id"] != decoded.conversation_id:
             return _Press(key, None, "", language)
         return _Press(key, decoded.screen_version, decoded.key, language)
