@@ -4,9 +4,14 @@
   at `{server}/sandbox/africastalking`.
 - `POST /sandbox/twilio/2010-04-01/Accounts/{sid}/Messages.json`: the Twilio Messages API fake.
   Point the SDK's `client.api.base_url` at `{server}/sandbox/twilio`.
+- `POST /sandbox/twilio/v1/Content`, `GET /sandbox/twilio/v1/Content/{sid}`: the Content API
+  fake. Point the SDK's `client.content.base_url` at `{server}/sandbox/twilio` too.
 - `/sandbox/telegram/bot{token}/{method}`: the Telegram Bot API fake (see `sandbox.telegram`).
   Point python-telegram-bot's `base_url` at `{server}/sandbox/telegram/bot`.
-- `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last.
+- `GET /sandbox/messages[?to=+2547…]`: messages the fakes accepted, newest last. An interactive
+  WhatsApp message also has `interactive`: its `content_sid` and `type`, and its quick-reply
+  `buttons` (`title`, `id`) or its list picker (`button`, `items` of `item`, `id`,
+  `description`).
 - `DELETE /sandbox/messages`: forget them.
 - `POST /sandbox/faults`: `{"service", "http_status", "delay_seconds", "count"}` makes the next
   `count` requests to that fake wait `delay_seconds` (optional), then fail with `http_status`
@@ -38,6 +43,7 @@ from sandbox.telegram import TELEGRAM_FAULT_SERVICE
 from sandbox.twilio import MESSAGES_FAULT_SERVICE as TWILIO_MESSAGES_FAULT
 from sandbox.twilio import RECIPIENT_FAULT_SERVICE as TWILIO_RECIPIENT_FAULT
 from sandbox.twilio import FaultRequestError, TwilioMessagesFake
+from sandbox.twilio_content import CONTENT_FAULT_SERVICE as TWILIO_CONTENT_FAULT
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ log = logging.getLogger(__name__)
 MAX_FAULT_DELAY_SECONDS = 30
 
 FAULT_SERVICES: Final = frozenset(
-    {SMS_FAULT_SERVICE, TWILIO_MESSAGES_FAULT, TELEGRAM_FAULT_SERVICE}
+    {SMS_FAULT_SERVICE, TWILIO_MESSAGES_FAULT, TWILIO_CONTENT_FAULT, TELEGRAM_FAULT_SERVICE}
 )
 
 # A year: enough to walk through any reminder or expiry, and it keeps datetimes in range.
@@ -97,6 +103,10 @@ def add_sandbox_routes(
         app.router.add_post(
             "/sandbox/twilio/2010-04-01/Accounts/{account_sid}/Messages.json",
             twilio_fake.handle_create,
+        )
+        app.router.add_post("/sandbox/twilio/v1/Content", twilio_fake.contents.handle_create)
+        app.router.add_get(
+            "/sandbox/twilio/v1/Content/{content_sid}", twilio_fake.contents.handle_fetch
         )
 
         async def close_twilio_fake(app: web.Application) -> None:
@@ -237,14 +247,17 @@ def _normalise_query_phone(value: str) -> str:
     return "+" + digits
 
 
-def _message_json(message: SandboxMessage) -> dict[str, str]:
-    return {
+def _message_json(message: SandboxMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "channel": message.channel,
         "to": message.to,
         "text": message.text,
         "provider_message_id": message.provider_message_id,
         "sent_at": message.sent_at,
     }
+    if message.interactive is not None:
+        data["interactive"] = message.interactive
+    return data
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

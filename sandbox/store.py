@@ -10,6 +10,7 @@ import builtins
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class SandboxMessage:
     text: str
     provider_message_id: str
     sent_at: str  # ISO 8601 in UTC
+    # The quick-reply buttons or list-picker items of an interactive WhatsApp message.
+    interactive: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class SandboxStore:
         text: str,
         provider_message_id: str,
         sent_at: datetime,
+        interactive: dict[str, Any] | None = None,
     ) -> SandboxMessage:
         """Record one accepted message. `sent_at` must be timezone-aware."""
         if sent_at.tzinfo is None:
@@ -62,6 +66,7 @@ class SandboxStore:
             text=text,
             provider_message_id=provider_message_id,
             sent_at=sent_at.astimezone(UTC).isoformat(),
+            interactive=interactive,
         )
         with self._lock:
             self._messages.append(message)

@@ -3,7 +3,9 @@
 The real `twilio` SDK talks to it when `client.api.base_url` is `{server}/sandbox/twilio`. It
 checks HTTP Basic authentication (account SID and auth token), takes `Body` or `ContentSid`
 with `ContentVariables`, responds with 201 in the shape of Twilio's message resource, and records
-each accepted message in the `SandboxStore` (channel "whatsapp" or "sms"). Errors use Twilio's
+each accepted message in the `SandboxStore` (channel "whatsapp" or "sms"). A `ContentSid` of a
+resource made through the Content API fake (`sandbox.twilio_content`, reached as `self.contents`)
+is recorded as the text and the buttons or list items WhatsApp would show. Errors use Twilio's
 JSON error body and codes, which the SDK turns into `TwilioRestException.code`.
 
 After accepting a message with a `StatusCallback`, it posts the status callbacks `sent` and
@@ -36,6 +38,7 @@ from twilio.request_validator import RequestValidator
 from core.clock import Clock
 from core.notify.segments import count_segments
 from sandbox.store import SandboxStore
+from sandbox.twilio_content import ContentError, TwilioContentFake
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,9 @@ class TwilioMessagesFake:
         self._faults: dict[str, _RecipientFault] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self.contents = TwilioContentFake(
+            store=store, clock=clock, account_sid=account_sid, check_credentials=self._authenticated
+        )
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class TwilioMessagesFake:
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
 
         text = form.get("Body", "")
+        interactive: dict[str, Any] | None = None
         content_sid = form.get("ContentSid", "").strip()
         if content_sid:
             if _CONTENT_SID.fullmatch(content_sid) is None:
@@ -173,7 +180,18 @@ class TwilioMessagesFake:
                 parsed = None
             if not isinstance(parsed, dict):
                 return _error(400, 21656, "The ContentVariables Parameter is invalid.")
-            text = f"[template {content_sid}] {json.dumps(parsed, ensure_ascii=False)}"
+            if self.contents.has(content_sid):
+                # A resource created through the Content API fake: record what WhatsApp shows.
+                try:
+                    rendered = self.contents.render(content_sid, parsed)
+                except ContentError as exc:
+                    return _error(400, 21656, f"The ContentVariables Parameter is invalid: {exc}")
+                text = rendered.text
+                if rendered.interactive is not None:
+                    interactive = {"content_sid": content_sid, **rendered.interactive}
+            else:
+                # An approved template configured by SID, which the fake has no definition of.
+                text = f"[template {content_sid}] {json.dumps(parsed, ensure_ascii=False)}"
         elif not text:
             return _error(400, 21619, "A text message Body or Media URL must be specified.")
         elif len(text) > MAX_BODY_CHARACTERS:
@@ -195,6 +213,7 @@ class TwilioMessagesFake:
             text=text,
             provider_message_id=sid,
             sent_at=now,
+            interactive=interactive,
         )
         callback_url = form.get("StatusCallback", "").strip()
         if callback_url and self._callback_base_url:
@@ -204,14 +223,15 @@ class TwilioMessagesFake:
         segments = "1" if whatsapp else str(count_segments(text).segments)
         return web.json_response(self._resource(sid, to, sender, text, segments, now), status=201)
 
-    def _authenticated(self, request: web.Request) -> bool:
+    def _authenticated(self, request: web.Request, *, check_path: bool = True) -> bool:
+        """Return whether the Basic credentials, and with `check_path` the account SID in the
+        path, are the account's. The Content API has no account SID in its paths."""
         login, password = _basic_credentials(request.headers.get("Authorization", ""))
         # Compare every part every time, in constant time, so timing reveals none of them.
         login_matches = hmac.compare_digest(login.encode(), self._account_sid.encode())
         password_matches = hmac.compare_digest(password.encode(), self._auth_token.encode())
-        path_matches = hmac.compare_digest(
-            request.match_info.get("account_sid", "").encode(), self._account_sid.encode()
-        )
+        path_sid = request.match_info.get("account_sid", "") if check_path else self._account_sid
+        path_matches = hmac.compare_digest(path_sid.encode(), self._account_sid.encode())
         return login_matches and password_matches and path_matches
 
     def _resource(
