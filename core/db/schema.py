@@ -256,6 +256,11 @@ outbox_messages = Table(
     _utc("enqueued_at"),  # last hand-over to the broker; NULL while not handed over
     _utc("lease_expires_at"),  # while `sending`: when the row counts as abandoned
     _utc("delivered_at"),
+    # Added in revision 0004. The provider that sends the row where a channel has several, e.g.
+    # "twilio" for an SMS reply to our Twilio number; NULL sends through the channel's default.
+    Column("provider", String(20)),
+    # Rows with the same key are sent one at a time, in id order; NULL rows are not ordered.
+    Column("ordering_key", String(80)),
     CheckConstraint(
         "status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'suppressed', 'expired')",
         name="status",
@@ -263,6 +268,7 @@ outbox_messages = Table(
     Index("ix_outbox_messages_status_not_before", "status", "not_before"),
     Index("ix_outbox_messages_provider_message_id", "provider_message_id"),
     Index("ix_outbox_messages_appointment_id", "appointment_id"),
+    Index("ix_outbox_messages_ordering_key", "ordering_key", "id"),
 )
 
 # Opt-outs from non-essential messages. `scope` is "all" for the whole number, or
