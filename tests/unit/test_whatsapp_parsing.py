@@ -85,6 +85,53 @@ def test_option_key_payload_answers_with_key(field: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("payload", "field", "shown"),
+    [
+        ("twilio_whatsapp_button_reply.form", "ButtonPayload", "ButtonText"),
+        ("twilio_whatsapp_list_reply.form", "ListId", "ListTitle"),
+    ],
+)
+def test_our_press_id_gives_key_and_screen(payload: str, field: str, shown: str) -> None:
+    fields = form(payload, Body="Dr. Test Kamau", **{field: "41:7:2", shown: "Dr. Test Kamau"})
+
+    parsed = parse_inbound(fields, whatsapp=True)
+
+    assert parsed.input.kind is InputKind.TEXT
+    assert parsed.input.text == "2"
+    assert parsed.press is not None
+    assert parsed.press.conversation_id == 41
+    assert parsed.press.screen_version == 7
+    assert parsed.press.key == "2"
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "text"),
+    [
+        ("no ButtonPayload", {"ButtonPayload": None}, "Confirm"),
+        ("empty ButtonPayload", {"ButtonPayload": ""}, "Confirm"),
+        ("malformed id", {"ButtonPayload": "41:x:2"}, "Confirm"),
+        ("no ButtonText either", {"ButtonPayload": None, "ButtonText": None}, "Confirm"),
+    ],
+)
+def test_button_without_our_id_reads_body(
+    case: str, changes: dict[str, str | None], text: str
+) -> None:
+    parsed = parse_inbound(form("twilio_whatsapp_button_reply.form", **changes), whatsapp=True)
+
+    assert parsed.press is None, case
+    assert parsed.input.text == text, case
+
+
+def test_press_without_sid_rejected() -> None:
+    fields = form("twilio_whatsapp_list_reply.form", MessageSid=None, ListId="41:7:2")
+
+    with pytest.raises(InvalidField) as raised:
+        parse_inbound(fields, whatsapp=True)
+
+    assert raised.value.field == "MessageSid"
+
+
+@pytest.mark.parametrize(
     ("case", "changes", "kind"),
     [
         ("photo, empty Body", {"Body": ""}, InputKind.MEDIA),

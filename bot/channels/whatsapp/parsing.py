@@ -14,6 +14,7 @@ from typing import Final
 
 import phonenumbers
 
+from bot.channels.whatsapp.interactive import Press, decode_press_id
 from bot.engine.model import Input, InputKind
 
 # inbound_messages.provider_message_id and delivery_reports.provider_message_id are VARCHAR(100).
@@ -29,6 +30,8 @@ WHATSAPP_PREFIX: Final = "whatsapp:"
 # An option key of our numbered menus: "1", "12", "0", "00", "98".
 _OPTION_KEY = re.compile(r"\d{1,3}")
 _SID = re.compile(r"[A-Za-z0-9_]+")
+# The id of a pressed quick-reply button, and of a chosen list-picker item.
+_PRESS_FIELDS: Final = ("ButtonPayload", "ListId")
 
 
 class InvalidField(Exception):
@@ -47,6 +50,8 @@ class TwilioInbound:
     message_sid: str
     phone: str | None
     input: Input
+    # A pressed button or list item of ours, whose key is also `input`.
+    press: Press | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,12 @@ def parse_inbound(form: Mapping[str, str], *, whatsapp: bool) -> TwilioInbound:
     body = form.get("Body")
     if body is not None and len(body) > MAX_BODY_LENGTH:
         raise InvalidField("Body", f"longer than {MAX_BODY_LENGTH} characters")
+    press = _press(form)
     return TwilioInbound(
         message_sid=message_sid,
         phone=_phone(sender.removeprefix(WHATSAPP_PREFIX)),
-        input=_input(form),
+        input=Input(InputKind.TEXT, press.key) if press else _input(form),
+        press=press,
     )
 
 
@@ -119,13 +126,22 @@ def _phone(address: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _press(form: Mapping[str, str]) -> Press | None:
+    """Return the press of one of our quick-reply buttons or list items, if the form has one."""
+    for field in _PRESS_FIELDS:
+        press = decode_press_id(form.get(field, ""))
+        if press is not None:
+            return press
+    return None
+
+
 def _input(form: Mapping[str, str]) -> Input:
     """Map the message to one input: a pressed button or list item, a location, media or text.
 
-    A button or list item whose id is an option key ("1", "00") stands for that key; any
+    A button or list item whose id is a bare option key ("1", "00") stands for that key; any
     other id, such as a template button's own payload, falls back to the text shown.
     """
-    for field in ("ButtonPayload", "ListId"):
+    for field in _PRESS_FIELDS:
         payload = form.get(field, "").strip()
         if _OPTION_KEY.fullmatch(payload):
             return Input(InputKind.TEXT, payload)

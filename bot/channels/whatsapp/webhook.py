@@ -1,6 +1,8 @@
 """Twilio webhooks: WhatsApp and SMS inbound messages, and message status callbacks.
 
-- `POST /webhooks/twilio/whatsapp`: a WhatsApp message to our number.
+- `POST /webhooks/twilio/whatsapp`: a WhatsApp message to our number. A pressed button or list
+  item of ours acts only on the screen it was drawn for; one from an older message changes
+  nothing and gets the current screen again.
 - `POST /webhooks/twilio/sms`: an SMS to our Twilio number, applied by the two-way SMS handler
   (keywords, then the conversation).
 - `POST /webhooks/twilio/status`: the `StatusCallback` of a message we sent.
@@ -15,6 +17,7 @@ move the outbox row forward only; error 63016 starts the window fallback.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +29,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot.channels.sms.rendering import SMS_LIMITS
 from bot.channels.sms.two_way import SmsResult, handle_sms
 from bot.channels.whatsapp.parsing import InvalidField, parse_inbound, parse_status
+from bot.channels.whatsapp.presses import resend_current_screen, screen_version_of
 from bot.channels.whatsapp.signature import InvalidSignature, TwilioSignatureCheck, form_parameters
 from bot.engine.host import ConversationHost, handle_message
 from bot.engine.model import InboundMessage, MessageResult, ScreenLimits
@@ -146,7 +150,12 @@ class TwilioWebhooks:
             limits=limits,
         )
         try:
+            if parsed.press is not None and channel == "whatsapp":
+                version = await screen_version_of(self._host, parsed.phone, parsed.press)
+                message = dataclasses.replace(message, screen_version=version)
             result = await handler(message)
+            if isinstance(result, MessageResult) and result.stale_screen:
+                await resend_current_screen(self._host, message)
         except Exception:
             self._observe(endpoint, "error", started)
             log.exception(
