@@ -1,19 +1,21 @@
-"""The baseline for bench/channels.py: an aiohttp server that parses each channel webhook's body
-and replies as the provider expects, with no signature check, database or dialog.
+"""The baseline for bench/channels.py: an aiohttp server that parses each chat webhook's body
+and replies as the provider expects, with no signature or secret check, database or dialog.
 
-It runs the way `myafya serve` runs aiohttp (uvloop when installed, no access log), so the
-difference between the two is the product's own work.
+It runs the way `myafya serve` runs aiohttp (see bare_server.py), so the difference between the
+two is the product's own work.
 
     python bench/bare_channel_server.py --port 8092
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 
 from aiohttp import web
+from bare_server import create_app, serve
 
 WHATSAPP_PATH = "/webhooks/twilio/whatsapp"
+TELEGRAM_PATH = "/webhooks/telegram"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -24,32 +26,18 @@ async def whatsapp_message(request: web.Request) -> web.Response:
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-def create_app() -> web.Application:
-    app = web.Application()
-    app.router.add_post(WHATSAPP_PATH, whatsapp_message)
-    app.router.add_get("/healthz", healthz)
-    return app
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
-    args = parser.parse_args()
-    loop = None
+async def telegram_update(request: web.Request) -> web.Response:
     try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        pass
-    web.run_app(
-        create_app(), host="127.0.0.1", port=args.port, print=None, access_log=None, loop=loop
-    )
+        update = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return web.Response(text="invalid request: body is not JSON", status=400)
+    if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        return web.Response(text="invalid request: update_id missing", status=400)
+    if not any(isinstance(update.get(field), dict) for field in ("message", "callback_query")):
+        return web.Response(text="invalid request: message or callback_query missing", status=400)
+    return web.Response(status=200)
 
 
 if __name__ == "__main__":
-    main()
+    app = create_app({WHATSAPP_PATH: whatsapp_message, TELEGRAM_PATH: telegram_update})
+    serve(app, __doc__.splitlines()[0])
