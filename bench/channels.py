@@ -1,21 +1,29 @@
-"""Chat-channel webhooks of `myafya serve` against a bare form-parsing server, in one run.
+"""Chat-channel webhooks of `myafya serve` against a bare body-parsing server, in one run.
 
-Each scenario sends provider-format requests to the real endpoint: signed, each with a message
-id of its own, from registered fake patients. The same requests go to
+Each scenario sends provider-format requests to the real endpoint: authenticated, each with a
+message or update id of its own, from registered fake patients. The same requests go to
 bench/bare_channel_server.py, which parses the body and replies with a constant. An asyncio load
 generator in this process keeps `concurrency` requests in flight for a fixed time, at each
 concurrency, and reps are the outer loop, so a slow phase of the machine hits both servers
 alike. Tables show the median of the reps; the ratio is our req/s over the bare server's.
 
-Scenarios: `whatsapp` (Twilio webhooks with X-Twilio-Signature). Add a scenario to SCENARIOS
-for another channel.
+Scenarios:
+- `whatsapp`: Twilio webhooks with X-Twilio-Signature, each the message "00" (the menu).
+- `telegram`: Telegram updates with X-Telegram-Bot-Api-Secret-Token from users linked to
+  registered patients, alternating a text message "00" and a press of button 1 (Book) on the
+  menu it drew. Each load worker has users of its own, so no user has two updates in flight,
+  and a press carries the conversation version its keyboard was drawn for.
+Add a scenario to SCENARIOS for another channel.
 
-By default the service hands replies to a Redis broker that no worker reads (`--jobs redis`),
-so the numbers measure the webhook. With `--jobs embedded` the same process also sends every
-reply to the sandbox fake, as `make run` does.
+Our server's replies are checked after each measurement: every accepted request must have put
+a reply starting with the expected screen title into the outbox, and a missing or different
+reply counts as an error. By default the service hands replies to a Redis broker that no worker
+reads (`--jobs redis`), so the numbers measure the webhook. With `--jobs embedded` the same
+process also sends every reply to the sandbox fake, as `make run` does.
 
-    .venv/bin/python bench/channels.py                       # SQLite, about 2 minutes
+    .venv/bin/python bench/channels.py               # SQLite, both scenarios, about 4 minutes
     .venv/bin/python bench/channels.py --database postgresql --reps 5
+    .venv/bin/python bench/channels.py --scenario telegram --reps 1 --duration 2   # a quick look
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -38,6 +48,7 @@ from support import (
     ServerProcess,
     fake_phone,
     free_port,
+    load_average,
     machine_summary,
     median,
     postgres_reachable,
@@ -54,6 +65,7 @@ BIN = Path(sys.executable).parent
 CONCURRENCIES = (16, 64)
 TARGET_RATIO = 0.2
 PATIENTS = 64
+TELEGRAM_USERS = 128  # at least the highest concurrency, so every load worker has a user
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # The sandbox's placeholder Twilio account and the default public URL that signatures cover.
@@ -61,25 +73,61 @@ SANDBOX_TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"
 PUBLIC_URL = "http://127.0.0.1:8080"
 WHATSAPP_PATH = "/webhooks/twilio/whatsapp"
 
+# Telegram credentials of the bench's service, and fake user ids 7100000000 and up.
+BENCH_TELEGRAM_TOKEN = "8000000001:bench-telegram-bot-token"
+BENCH_TELEGRAM_SECRET = "bench-telegram-webhook-secret"
+TELEGRAM_PATH = "/webhooks/telegram"
+TELEGRAM_FIRST_USER_ID = 7_100_000_000
+TELEGRAM_BOT_USER = {"id": 8_000_000_001, "is_bot": True, "first_name": "MyAfya Bench Bot"}
+
+# Titles of the screens the scenarios lead to, in English, as the outbox body starts.
+HOME_TITLE = "MyAfya menu:"
+SERVICES_TITLE = "Choose a service:"
+
 
 @dataclass(frozen=True)
 class Request:
     path: str
     body: bytes
     headers: dict[str, str]
+    # The outbox dedupe key of the reply our server must queue for this request, and the text
+    # that reply starts with; None for a request whose reply is not checked.
+    reply_key: str | None = None
+    reply_title: str = ""
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """A channel's requests: `requests(run_tag)` yields a new, distinct request each time."""
+class Scenario(Protocol):
+    """A channel's workload. Each request it yields is new: its message or update id is unique."""
 
     name: str
-    requests: Callable[[str], Iterator[Request]]
-    expected_status: int = 200
+    expected_status: int
+
+    def prepare(self, database: BenchDatabase) -> None:
+        """Set up the database (patients, linked users) before the servers start."""
+
+    def streams(self, concurrency: int, database: BenchDatabase | None) -> list[Iterator[Request]]:
+        """Return one request stream per load worker, for our server (`database` set) or for
+        the bare server (`database` None)."""
+
+
+class WhatsAppScenario:
+    """Signed WhatsApp messages "00" (back to the menu) from the registered patients."""
+
+    name = "whatsapp"
+    expected_status = 200
+
+    def __init__(self, run_tag: str) -> None:
+        self._requests = whatsapp_requests(run_tag)
+
+    def prepare(self, database: BenchDatabase) -> None:
+        register_patients(database, PATIENTS)
+
+    def streams(self, concurrency: int, database: BenchDatabase | None) -> list[Iterator[Request]]:
+        # Each message goes back to the menu, so the workers can share one stream.
+        return [self._requests] * concurrency
 
 
 def whatsapp_requests(run_tag: str) -> Iterator[Request]:
-    """Signed WhatsApp messages "00" (back to the menu) from the registered patients."""
     validator = RequestValidator(SANDBOX_TWILIO_AUTH_TOKEN)
     for number in itertools.count():
         phone = fake_phone(number % PATIENTS)
@@ -104,18 +152,202 @@ def whatsapp_requests(run_tag: str) -> Iterator[Request]:
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-Twilio-Signature": signature,
             },
+            reply_key=f"reply:twilio:{sid}",
+            reply_title=HOME_TITLE,
         )
 
 
-SCENARIOS = {"whatsapp": Scenario("whatsapp", whatsapp_requests)}
+@dataclass
+class TelegramUser:
+    """A linked Telegram user, with their conversation as the bench expects it to be."""
+
+    user_id: int
+    phone: str
+    conversation_id: int | None = None
+    version: int = 0
+    at_menu: bool = False
+
+
+class TelegramScenario:
+    """Telegram users linked to registered patients, each alternating the text "00" (the menu)
+    and a press of button 1 (Book) on the menu's keyboard, which opens the list of services.
+
+    Our server's users are read back from the database before each measurement, so a press
+    carries the conversation id and screen version of the keyboard it is on, even after a
+    failed request. The bare server's users only pretend to move.
+    """
+
+    name = "telegram"
+    expected_status = 200
+
+    def __init__(self) -> None:
+        self._update_ids = itertools.count(1)
+        self._users = [
+            TelegramUser(TELEGRAM_FIRST_USER_ID + index, fake_phone(index))
+            for index in range(TELEGRAM_USERS)
+        ]
+        self._bare_users = [TelegramUser(u.user_id, u.phone) for u in self._users]
+
+    def prepare(self, database: BenchDatabase) -> None:
+        register_patients(database, TELEGRAM_USERS)
+        asyncio.run(_link_telegram_users(database.url, self._users))
+
+    def streams(self, concurrency: int, database: BenchDatabase | None) -> list[Iterator[Request]]:
+        users = self._bare_users
+        if database is not None:
+            users = self._users
+            asyncio.run(_read_conversations(database.url, users))
+        return [self._walk(users[worker::concurrency]) for worker in range(concurrency)]
+
+    def _walk(self, users: Sequence[TelegramUser]) -> Iterator[Request]:
+        for user in itertools.cycle(users):
+            update_id = next(self._update_ids)
+            if user.at_menu and user.conversation_id is not None:
+                data = f"{user.conversation_id}:{user.version}:1"
+                update = telegram_press(update_id, user.user_id, data)
+                title = SERVICES_TITLE
+            else:
+                update = telegram_text(update_id, user.user_id, "00")
+                title = HOME_TITLE
+            # Each accepted update saves the conversation once, which adds 1 to its version.
+            user.version += 1
+            user.at_menu = not user.at_menu if user.conversation_id is not None else True
+            yield Request(
+                TELEGRAM_PATH,
+                json.dumps(update).encode(),
+                {
+                    "Content-Type": "application/json",
+                    "X-Telegram-Bot-Api-Secret-Token": BENCH_TELEGRAM_SECRET,
+                },
+                reply_key=f"reply:telegram:{update_id}",
+                reply_title=title,
+            )
+
+
+def _telegram_user(user_id: int) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": "Bench",
+        "last_name": "Patient",
+        "language_code": "en",
+    }
+
+
+def _telegram_chat(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "first_name": "Bench", "last_name": "Patient", "type": "private"}
+
+
+def telegram_text(update_id: int, user_id: int, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": _telegram_user(user_id),
+            "chat": _telegram_chat(user_id),
+            "date": int(time.time()),
+            "text": text,
+        },
+    }
+
+
+def telegram_press(update_id: int, user_id: int, data: str) -> dict[str, Any]:
+    """A press on a button of an earlier bot message, with the button's callback data."""
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": str(4_000_000_000_000_000_000 + update_id),
+            "from": _telegram_user(user_id),
+            "message": {
+                "message_id": update_id,
+                "from": TELEGRAM_BOT_USER,
+                "chat": _telegram_chat(user_id),
+                "date": int(time.time()),
+                "text": HOME_TITLE,
+            },
+            "chat_instance": "-1000000000000000001",
+            "data": data,
+        },
+    }
+
+
+async def _link_telegram_users(url: str, users: Sequence[TelegramUser]) -> None:
+    """Link each user to their patient's phone, as sharing their own contact does."""
+    from bot.channels.telegram import identities
+    from core.clock import SystemClock
+    from core.db.database import open_database
+
+    now = SystemClock().now()
+    database = await open_database(url)
+    try:
+        async with database.unit_of_work() as uow:
+            for user in users:
+                await identities.link_phone(
+                    uow, user_id=user.user_id, chat_id=user.user_id, phone=user.phone, now=now
+                )
+    finally:
+        await database.close()
+
+
+async def _read_conversations(url: str, users: Sequence[TelegramUser]) -> None:
+    """Set each user's conversation id, version and screen from our server's database."""
+    from core.db.database import Sql, open_database
+
+    database = await open_database(url)
+    try:
+        async with database.unit_of_work() as uow:
+            rows = await uow.all(Sql("SELECT phone, id, version, flow FROM conversations"))
+    finally:
+        await database.close()
+    found = {row["phone"]: row for row in rows}
+    for user in users:
+        row = found.get(user.phone)
+        user.conversation_id = row["id"] if row else None
+        user.version = row["version"] if row else 0
+        user.at_menu = bool(row and row["flow"] == "home")
+
+
+async def _count_wrong_replies(url: str, accepted: Sequence[Request]) -> int:
+    """Return how many accepted requests have no queued reply, or one with another title."""
+    from core.db.database import Sql, open_database
+
+    keys = {request.reply_key for request in accepted if request.reply_key}
+    database = await open_database(url)
+    try:
+        async with database.unit_of_work() as uow:
+            rows = await uow.all(
+                Sql("SELECT dedupe_key, body FROM outbox_messages WHERE kind = 'reply'")
+            )
+    finally:
+        await database.close()
+    bodies = {row["dedupe_key"]: row["body"] for row in rows if row["dedupe_key"] in keys}
+    return sum(
+        1
+        for request in accepted
+        if request.reply_key
+        and not str(bodies.get(request.reply_key, "")).startswith(request.reply_title)
+    )
+
+
+SCENARIOS = ("whatsapp", "telegram")
+
+
+def build_scenario(name: str, run_tag: str) -> Scenario:
+    if name == "whatsapp":
+        return WhatsAppScenario(run_tag)
+    if name == "telegram":
+        return TelegramScenario()
+    raise ValueError(f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)}")
 
 
 @dataclass
 class Sample:
     requests: int
     seconds: float
-    errors: int
+    errors: int  # failed requests, and on our server accepted requests with a wrong reply
     latencies_ms: list[float] = field(repr=False)
+    accepted: list[Request] = field(repr=False, default_factory=list)
+    wrong_replies: int = 0
 
     @property
     def rate(self) -> float:
@@ -129,17 +361,19 @@ class Sample:
 
 
 async def load(
-    base_url: str, requests: Iterator[Request], *, concurrency: int, seconds: float, status: int
+    base_url: str, streams: Sequence[Iterator[Request]], *, seconds: float, status: int
 ) -> Sample:
-    """Keep `concurrency` requests in flight for `seconds`; count each reply with `status`."""
+    """Keep one request per stream in flight for `seconds`; count each reply with `status`."""
+    concurrency = len(streams)
     latencies: list[float] = []
+    accepted: list[Request] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         deadline = time.monotonic() + seconds
 
-        async def worker() -> None:
+        async def worker(requests: Iterator[Request]) -> None:
             nonlocal errors
             while time.monotonic() < deadline:
                 request = next(requests)
@@ -154,13 +388,21 @@ async def load(
                     ok = False
                 if ok:
                     latencies.append((time.perf_counter() - started) * 1000)
+                    accepted.append(request)
                 else:
                     errors += 1
 
         started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(stream) for stream in streams))
         elapsed = time.monotonic() - started
-    return Sample(len(latencies), elapsed, errors, latencies)
+    return Sample(len(latencies), elapsed, errors, latencies, accepted)
+
+
+def check_replies(database: BenchDatabase, sample: Sample) -> None:
+    """Count the accepted requests whose reply is missing or wrong as errors of `sample`."""
+    sample.wrong_replies = asyncio.run(_count_wrong_replies(database.url, sample.accepted))
+    sample.errors += sample.wrong_replies
+    sample.accepted = []  # only the counts are kept
 
 
 def start_bare_server(workdir: Path) -> ServerProcess:
@@ -179,6 +421,10 @@ def start_bare_server(workdir: Path) -> ServerProcess:
 def start_ours(database: BenchDatabase, jobs: str, namespace: str) -> ServerProcess:
     port = free_port()
     env = service_environment(database.url)
+    env.update(
+        MYAFYA_TELEGRAM_BOT_TOKEN=BENCH_TELEGRAM_TOKEN,
+        MYAFYA_TELEGRAM_WEBHOOK_SECRET=BENCH_TELEGRAM_SECRET,
+    )
     if jobs == "redis":
         env.update(MYAFYA_BROKER_URL=REDIS_URL, MYAFYA_BROKER_NAMESPACE=namespace)
     server = ServerProcess(
@@ -211,49 +457,53 @@ def clear_redis_namespace(namespace: str) -> None:
 def measure(
     database: BenchDatabase, scenario: Scenario, args: argparse.Namespace
 ) -> dict[str, dict[int, list[Sample]]]:
-    print(f"  preparing {database.dialect} database")
+    print(f"  preparing {database.dialect} database for {scenario.name}")
     seed_demo_database(database)
-    register_patients(database, PATIENTS)
+    scenario.prepare(database)
     namespace = f"bench-{secrets.token_hex(4)}"
     samples: dict[str, dict[int, list[Sample]]] = {
         name: {c: [] for c in CONCURRENCIES} for name in ("ours", "bare")
     }
-    run_tag = secrets.token_hex(4).upper()
-    requests = scenario.requests(run_tag)
     try:
         with (
             start_ours(database, args.jobs, namespace) as ours,
             start_bare_server(database.workdir) as bare,
         ):
             servers = {"ours": ours, "bare": bare}
-            for server in servers.values():
-                asyncio.run(
+            for name, server in servers.items():
+                target = database if name == "ours" else None
+                warmup = asyncio.run(
                     load(
                         server.base_url,
-                        requests,
-                        concurrency=16,
+                        scenario.streams(16, target),
                         seconds=args.warmup,
                         status=scenario.expected_status,
                     )
                 )
+                if target is not None:
+                    check_replies(database, warmup)
+                print(f"    warm-up {name}: {warmup.requests} requests, {warmup.errors} errors")
             for rep in range(args.reps):
                 order = ["bare", "ours"] if rep % 2 == 0 else ["ours", "bare"]
                 for concurrency in CONCURRENCIES:
                     for name in order:
+                        target = database if name == "ours" else None
                         sample = asyncio.run(
                             load(
                                 servers[name].base_url,
-                                requests,
-                                concurrency=concurrency,
+                                scenario.streams(concurrency, target),
                                 seconds=args.duration,
                                 status=scenario.expected_status,
                             )
                         )
+                        if target is not None:
+                            check_replies(database, sample)
                         samples[name][concurrency].append(sample)
                         print(
                             f"    rep {rep + 1} {scenario.name} c={concurrency} {name}:"
                             f" {sample.rate:,.0f} req/s, p99 {sample.percentile(0.99):.1f} ms,"
-                            f" {sample.errors} errors"
+                            f" {sample.errors} errors ({sample.wrong_replies} wrong replies),"
+                            f" load average {load_average()}"
                         )
     finally:
         if args.jobs == "redis":
@@ -301,12 +551,14 @@ def main() -> None:
     dialects = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     if "postgresql" in dialects and not postgres_reachable(args.postgres_url):
         sys.exit(1)
-    scenarios = list(SCENARIOS.values()) if args.scenario == "all" else [SCENARIOS[args.scenario]]
+    names = SCENARIOS if args.scenario == "all" else (args.scenario,)
     for dialect in dialects:
-        for scenario in scenarios:
+        for name in names:
+            scenario = build_scenario(name, secrets.token_hex(4).upper())
             with throwaway_database(dialect, args.postgres_url) as database:
                 samples = measure(database, scenario, args)
             report(scenario, dialect, samples)
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

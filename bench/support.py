@@ -63,9 +63,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> str:
+    """Return the 1, 5 and 15 minute load averages as "1.23 / 0.98 / 0.50"."""
+    return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def machine_summary() -> str:
     """Describe the machine, with its load average, because other processes share this host."""
-    load = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     return (
         f"nproc {os.cpu_count()}, CPU {cpu_model()}, Python {platform.python_version()}"
         f" ({platform.python_implementation()}), kernel {platform.release()},"
