@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,9 +19,9 @@ from dramatiq.middleware import Middleware
 
 from core.clock import Clock
 from core.db.database import DatabaseUrl, PostgresDatabase, SqliteDatabase
-from core.notify import pipeline
+from core.notify import outbox, pipeline
 from core.notify.dispatch import BlockingSender, SendOutcome
-from core.notify.outbox import MessageStatus, OutboundMessage
+from core.notify.outbox import DueMessage, MessageStatus, OutboundMessage
 from core.notify.policy import DeliveryPolicy
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,11 @@ async def open_thread_database(url: str) -> SqliteDatabase | PostgresDatabase:
 
 
 class WorkerRuntime:
-    """Runs send jobs on per-thread resources; shared by every worker thread of a process."""
+    """Runs send jobs on per-thread resources; shared by every worker thread of a process.
+
+    `enqueue` puts send jobs on the broker; with it, a worker that finishes a reply hands the
+    next reply of the same chat to the broker at once instead of leaving it to the scheduler.
+    """
 
     def __init__(
         self,
@@ -74,11 +78,13 @@ class WorkerRuntime:
         clock: Clock,
         policy: DeliveryPolicy,
         build_senders: Callable[[], Mapping[str, BlockingSender]],
+        enqueue: Callable[[Sequence[DueMessage]], None] | None = None,
     ) -> None:
         self._database_url = database_url
         self._clock = clock
         self._policy = policy
         self._build_senders = build_senders
+        self._enqueue = enqueue
         self._local = threading.local()
 
     def _resources(self) -> _ThreadResources:
@@ -137,10 +143,21 @@ class WorkerRuntime:
                 log.exception("outbox message %s: sender raised", message_id)
                 outcome = SenderFailure(f"sender error: {type(exc).__name__}")
 
-        status = resources.run(self._finish(resources, message, outcome))
+        status, next_message = resources.run(self._finish(resources, message, outcome))
         log.info(
             "outbox message %s: %s", message_id, status.value, extra={"channel": message.channel}
         )
+        if next_message is not None and self._enqueue is not None:
+            try:
+                self._enqueue([next_message])
+            except Exception:
+                # The row stays queued and marked as handed over; the scheduler takes it again
+                # after `requeue_after`.
+                log.exception(
+                    "handing outbox message %s to the broker after %s failed",
+                    next_message.id,
+                    message_id,
+                )
         return status
 
     async def _prepare(
@@ -160,11 +177,20 @@ class WorkerRuntime:
         resources: _ThreadResources,
         message: OutboundMessage,
         outcome: SendOutcome,
-    ) -> MessageStatus:
+    ) -> tuple[MessageStatus, DueMessage | None]:
+        """Record the outcome; return the row's status and the next row of its chat, if this
+        one has finished and the next may go now."""
+        now = self._clock.now()
         async with resources.database.unit_of_work() as uow:
-            return await pipeline.finish_send(
-                uow, message=message, outcome=outcome, now=self._clock.now(), policy=self._policy
+            status = await pipeline.finish_send(
+                uow, message=message, outcome=outcome, now=now, policy=self._policy
             )
+            next_message = None
+            if status is not MessageStatus.QUEUED and message.ordering_key is not None:
+                next_message = await outbox.hand_over_next(
+                    uow, ordering_key=message.ordering_key, now=now
+                )
+        return status, next_message
 
 
 class ThreadResourceCleanup(Middleware):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from core.clock import Clock
 from core.notify.dispatch import BlockingSender
 from core.notify.policy import DeliveryPolicy
 from jobs.actors import declare_actors
-from jobs.broker import broker_kind, build_broker
+from jobs.broker import broker_kind, build_broker, enqueue_sends
 from jobs.dispatcher import BrokerDispatcher
 from jobs.runtime import WorkerRuntime
 from jobs.scheduler import DueWorkScheduler
@@ -55,6 +56,7 @@ class JobSystem:
             clock=clock,
             policy=config.policy,
             build_senders=config.build_senders,
+            enqueue=functools.partial(enqueue_sends, self.broker),
         )
         self.send_actor = declare_actors(self.broker, self.runtime)
         self.worker = (

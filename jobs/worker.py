@@ -7,6 +7,7 @@ worker, and restarts a child that exits unexpectedly. Only the first child runs 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import subprocess
@@ -46,6 +47,7 @@ def run_worker_process(config: JobsConfig, *, clock: Clock, run_scheduler: bool)
         clock=clock,
         policy=config.policy,
         build_senders=config.build_senders,
+        enqueue=functools.partial(enqueue_sends, broker),
     )
     declare_actors(broker, runtime)
     worker = Worker(broker, worker_threads=config.worker_threads)

@@ -3,6 +3,12 @@
 A row moves queued → sending → sent → delivered, or ends failed, suppressed or expired. The
 statements here are the only writers of `status`, and each one names the status it expects, so
 two workers that race for a row cannot both move it.
+
+Replies are sent in order per chat. Each reply row gets an ordering key made of its channel and
+recipient as written. No statement hands over or claims a row while an earlier row with the same
+key is still queued or sending, so an earlier row that waits for a retry holds back the later
+ones until it is sent or ends failed, suppressed or expired. Other kinds have no key and are not
+ordered, neither among themselves nor against replies.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from core.db.database import Row, Sql, UnitOfWork
 
@@ -49,6 +55,7 @@ class OutboundMessage:
     # The opt-out that blocks this message unless it is essential, read in the claim to save a
     # round trip per message. Its scopes are those of core.notify.optouts.
     opted_out_scope: str | None = None
+    ordering_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,23 +83,54 @@ INSERT_MESSAGE = Sql(
     INSERT INTO outbox_messages (
         dedupe_key, patient_id, recipient, channel, template, variables, language, body,
         priority, not_before, status, attempts, kind, appointment_id, appointment_starts_at,
-        created_at, updated_at
+        ordering_key, created_at, updated_at
     ) VALUES (
         :dedupe_key, :patient_id, :recipient, :channel, :template, :variables, :language, :body,
         :priority, :not_before, 'queued', 0, :kind, :appointment_id, :appointment_starts_at,
-        :now, :now
+        :ordering_key, :now, :now
     )
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
     """
 )
 
+# The kinds whose rows are ordered per channel and recipient.
+ORDERED_KINDS: Final = frozenset({"reply"})
+
+# True when no earlier row with the same ordering key is still queued or sending. A row without
+# a key matches no other row, so it never waits. On PostgreSQL the subquery reads the statement's
+# snapshot, in which the earlier row stays `queued` or `sending` until its final status commits,
+# so two workers cannot claim a row and its successor at the same time.
+_FIRST_IN_ORDER = """NOT EXISTS (
+        SELECT 1 FROM outbox_messages AS earlier
+        WHERE earlier.ordering_key = {row}.ordering_key AND earlier.id < {row}.id
+          AND earlier.status IN ('queued', 'sending'))"""
+
+
+def _in_order(sql: str, row: str) -> str:
+    """Put _FIRST_IN_ORDER, for the table or alias `row`, in place of `{first_in_order}`."""
+    return sql.replace("{first_in_order}", _FIRST_IN_ORDER.replace("{row}", row))
+
+
 # Hands one due row to the broker right after the transaction that wrote it, unless the
-# scheduler already did.
-MARK_ENQUEUED = Sql(
-    """
+# scheduler already did or an earlier row of its chat is still in flight. That row's worker
+# hands this one over when it finishes (HAND_OVER_NEXT).
+_MARK_ENQUEUED = """
     UPDATE outbox_messages SET enqueued_at = :now
     WHERE id = :id AND status = 'queued' AND not_before <= :now AND enqueued_at IS NULL
+      AND {first_in_order}
+    RETURNING id, attempts
+    """
+MARK_ENQUEUED = Sql(_in_order(_MARK_ENQUEUED, "outbox_messages"))
+
+# Hands over the oldest queued row of an ordering key once the row before it has finished,
+# whether or not it was handed over before: a job that found it waiting did nothing.
+HAND_OVER_NEXT = Sql(
+    """
+    UPDATE outbox_messages SET enqueued_at = :now
+    WHERE id = (SELECT MIN(id) FROM outbox_messages
+                WHERE ordering_key = :ordering_key AND status IN ('queued', 'sending'))
+      AND status = 'queued' AND not_before <= :now
     RETURNING id, attempts
     """
 )
@@ -103,36 +141,39 @@ MARK_ENQUEUED = Sql(
 _CLAIM_DUE = """
     UPDATE outbox_messages SET enqueued_at = :now
     WHERE id IN (
-        SELECT id FROM outbox_messages
+        SELECT id FROM outbox_messages AS due
         WHERE status = 'queued' AND not_before <= :now
           AND (enqueued_at IS NULL OR enqueued_at <= :requeue_before)
+          AND {first_in_order}
         ORDER BY priority, not_before, id
         LIMIT :limit{lock}
     )
     RETURNING id, attempts, priority, not_before
     """
 CLAIM_DUE = {
-    "postgresql": Sql(_CLAIM_DUE.replace("{lock}", " FOR UPDATE SKIP LOCKED")),
-    "sqlite": Sql(_CLAIM_DUE.replace("{lock}", "")),
+    "postgresql": Sql(_in_order(_CLAIM_DUE, "due").replace("{lock}", " FOR UPDATE SKIP LOCKED")),
+    "sqlite": Sql(_in_order(_CLAIM_DUE, "due").replace("{lock}", "")),
 }
 
 # The send job's claim. `attempts = :attempts` fences out a job whose row has since been tried
-# again, and `status = 'queued'` makes a duplicate delivery of the same job a no-op.
-CLAIM_FOR_SEND = Sql(
-    """
+# again, and `status = 'queued'` makes a duplicate delivery of the same job a no-op. A row whose
+# chat has an earlier row in flight is left for HAND_OVER_NEXT.
+_CLAIM_FOR_SEND = """
     UPDATE outbox_messages
     SET status = 'sending', attempts = attempts + 1, lease_expires_at = :lease_until,
         updated_at = :now
     WHERE id = :id AND status = 'queued' AND attempts = :attempts AND not_before <= :now
+      AND {first_in_order}
     RETURNING id, recipient, channel, body, status, attempts, patient_id, kind, priority,
               appointment_id, appointment_starts_at, template, variables, language,
+              ordering_key,
               (SELECT o.scope FROM opt_outs o
                WHERE o.phone = outbox_messages.recipient
                  AND (o.scope = 'all'
                       OR o.scope = 'patient:' || CAST(outbox_messages.patient_id AS VARCHAR))
                ORDER BY o.scope LIMIT 1) AS opted_out_scope
     """
-)
+CLAIM_FOR_SEND = Sql(_in_order(_CLAIM_FOR_SEND, "outbox_messages"))
 
 RECORD_SENT = Sql(
     """
@@ -227,7 +268,10 @@ async def enqueue_message(
     appointment_id: int | None = None,
     appointment_starts_at: datetime | None = None,
 ) -> int | None:
-    """Write a queued message; return its id, or None when the dedupe key already exists."""
+    """Write a queued message; return its id, or None when the dedupe key already exists.
+
+    Rows of ORDERED_KINDS get the ordering key of their channel and recipient.
+    """
     message_id: int | None = await uow.scalar(
         INSERT_MESSAGE,
         dedupe_key=dedupe_key,
@@ -243,14 +287,27 @@ async def enqueue_message(
         kind=kind,
         appointment_id=appointment_id,
         appointment_starts_at=appointment_starts_at,
+        ordering_key=ordering_key(channel, recipient) if kind in ORDERED_KINDS else None,
         now=now,
     )
     return message_id
 
 
+def ordering_key(channel: str, recipient: str) -> str:
+    """Return the key that orders the replies to `recipient` on `channel`."""
+    return f"{channel}:{recipient}"
+
+
 async def mark_enqueued(uow: UnitOfWork, *, message_id: int, now: datetime) -> DueMessage | None:
     """Mark one due row as handed to the broker; None when it is not due or already handed."""
     row = await uow.one(MARK_ENQUEUED, id=message_id, now=now)
+    return None if row is None else DueMessage(row["id"], row["attempts"])
+
+
+async def hand_over_next(uow: UnitOfWork, *, ordering_key: str, now: datetime) -> DueMessage | None:
+    """Mark the next due row of `ordering_key` as handed to the broker, once no earlier row is
+    queued or sending; None when there is no such row."""
+    row = await uow.one(HAND_OVER_NEXT, ordering_key=ordering_key, now=now)
     return None if row is None else DueMessage(row["id"], row["attempts"])
 
 
@@ -293,6 +350,7 @@ def _outbound(row: Row) -> OutboundMessage:
         variables=json.loads(row["variables"]),
         language=row["language"],
         opted_out_scope=row["opted_out_scope"],
+        ordering_key=row["ordering_key"],
     )
 
 

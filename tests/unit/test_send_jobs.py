@@ -250,3 +250,78 @@ async def test_quiet_hours_delay_reminders(sqlite_url: str, sqlite_database) -> 
         assert len(sender.calls) == 2
     finally:
         await jobs.system.stop()
+
+
+async def write_reply(jobs: Jobs, number: int) -> int:
+    return await jobs.write(
+        key=f"test:reply:{number}", kind=MessageKind.REPLY, priority=Priority.URGENT
+    )
+
+
+def sent_texts(sender: RecordingSender) -> list[str]:
+    return [text for _, text in sender.calls]
+
+
+async def test_reply_waits_for_earlier_retry(jobs: Jobs) -> None:
+    jobs.sender.outcomes.append(Outcome(False, retryable=True, error="HTTP 503"))
+    await write_reply(jobs, 1)
+    second = await write_reply(jobs, 2)
+
+    await jobs.tick_and_wait()
+    assert sent_texts(jobs.sender) == ["body of test:reply:1"]
+    row = await jobs.row(second)
+    assert row["status"] == "queued"
+    assert row["attempts"] == 0
+
+    jobs.clock.advance(30)  # past the first back-off
+    assert await jobs.tick_and_wait() == 1  # the first reply; its worker hands over the second
+    assert sent_texts(jobs.sender) == [
+        "body of test:reply:1",
+        "body of test:reply:1",
+        "body of test:reply:2",
+    ]
+    assert (await jobs.row(second))["status"] == "sent"
+
+
+async def test_failed_reply_releases_next(jobs: Jobs) -> None:
+    jobs.sender.outcomes.append(Outcome(False, error="UserInBlacklist (406)"))
+    first = await write_reply(jobs, 1)
+    second = await write_reply(jobs, 2)
+    third = await write_reply(jobs, 3)
+
+    assert await jobs.tick_and_wait() == 1
+    assert sent_texts(jobs.sender) == [f"body of test:reply:{number}" for number in (1, 2, 3)]
+    assert (await jobs.row(first))["status"] == "failed"
+    assert (await jobs.row(second))["status"] == "sent"
+    assert (await jobs.row(third))["status"] == "sent"
+
+
+async def test_abandoned_reply_holds_next(jobs: Jobs) -> None:
+    from core.notify.pipeline import prepare_send
+
+    first = await write_reply(jobs, 1)
+    await write_reply(jobs, 2)
+    # A worker claims the first reply and dies before sending it.
+    async with jobs.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        claimed = await prepare_send(
+            uow, message_id=first, attempts=0, now=jobs.clock.now(), policy=policy()
+        )
+    assert claimed is not None
+
+    assert await jobs.tick_and_wait() == 0
+    assert jobs.sender.calls == []
+
+    jobs.clock.advance(5 * 60)  # the lease runs out
+    await jobs.tick_and_wait()
+    assert sent_texts(jobs.sender) == ["body of test:reply:1", "body of test:reply:2"]
+
+
+async def test_notice_does_not_wait_for_reply(jobs: Jobs) -> None:
+    jobs.sender.outcomes.append(Outcome(False, retryable=True, error="HTTP 503"))
+    reply = await write_reply(jobs, 1)
+    booked = await jobs.write(key="test:booked", kind=MessageKind.BOOKED, priority=Priority.URGENT)
+
+    await jobs.tick_and_wait()
+
+    assert (await jobs.row(reply))["status"] == "queued"
+    assert (await jobs.row(booked))["status"] == "sent"
