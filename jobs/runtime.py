@@ -67,6 +67,9 @@ async def open_thread_database(url: str) -> SqliteDatabase | PostgresDatabase:
 class WorkerRuntime:
     """Runs send jobs on per-thread resources; shared by every worker thread of a process.
 
+    `build_senders` returns each thread's senders keyed by channel (`sms`), and by
+    `channel:provider` (`sms:twilio`) for a provider other than the channel's default. A row
+    goes to the sender of its provider, or to its channel's sender when that provider has none.
     `enqueue` puts send jobs on the broker; with it, a worker that finishes a reply hands the
     next reply of the same chat to the broker at once instead of leaving it to the scheduler.
     """
@@ -128,7 +131,7 @@ class WorkerRuntime:
         if message is None:
             return None
 
-        sender = resources.senders.get(message.channel)
+        sender = _sender_for(resources.senders, message)
         outcome: SendOutcome
         if sender is None:
             outcome = SenderFailure(f"no sender for channel {message.channel}", retryable=False)
@@ -145,7 +148,10 @@ class WorkerRuntime:
 
         status, next_message = resources.run(self._finish(resources, message, outcome))
         log.info(
-            "outbox message %s: %s", message_id, status.value, extra={"channel": message.channel}
+            "outbox message %s: %s",
+            message_id,
+            status.value,
+            extra={"channel": message.channel, "provider": message.provider},
         )
         if next_message is not None and self._enqueue is not None:
             try:
@@ -191,6 +197,16 @@ class WorkerRuntime:
                     uow, ordering_key=message.ordering_key, now=now
                 )
         return status, next_message
+
+
+def _sender_for(
+    senders: Mapping[str, BlockingSender], message: OutboundMessage
+) -> BlockingSender | None:
+    if message.provider is not None:
+        sender = senders.get(f"{message.channel}:{message.provider}")
+        if sender is not None:
+            return sender
+    return senders.get(message.channel)
 
 
 class ThreadResourceCleanup(Middleware):

@@ -25,6 +25,7 @@ from core.clock import Clock, SystemClock
 from core.db.database import open_database
 from core.notify.dispatch import BlockingSender, OutboxDispatcher
 from core.notify.outbox import count_by_status
+from core.notify.statuses import TWILIO
 from jobs.system import JobsConfig, JobSystem
 from myafya.metrics import CONTENT_TYPE_LATEST, Metrics
 from myafya.settings import Settings
@@ -83,9 +84,19 @@ EMBEDDED_WORKER_THREADS = 4
 
 
 def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> JobsConfig:
-    """Describe the job system; senders point at this server's sandbox when it is on."""
+    """Describe the job system; senders point at this server's sandbox when it is on.
+
+    Africa's Talking is the default SMS sender. Twilio sends the SMS rows whose provider is
+    `twilio` (replies to our Twilio number) when `MYAFYA_TWILIO_SMS_FROM` is set; without it
+    those rows go out through Africa's Talking too.
+    """
     username, api_key = settings.at_credentials
     base_url = f"{self_url}/sandbox/africastalking" if settings.sandbox_on else None
+    if settings.twilio_credentials is not None and settings.twilio_sms_sender is None:
+        log.info(
+            "MYAFYA_TWILIO_SMS_FROM is not set, so replies to SMS that came through Twilio"
+            " go out through Africa's Talking"
+        )
 
     def build_senders() -> dict[str, BlockingSender]:
         sms = AfricasTalkingSmsSender(
@@ -95,9 +106,11 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
             base_url=base_url,
         )
         senders: dict[str, BlockingSender] = {"sms": sms}
-        whatsapp = twilio_sender(settings, self_url=self_url)
-        if whatsapp is not None:
-            senders["whatsapp"] = whatsapp
+        twilio = twilio_sender(settings, self_url=self_url)
+        if twilio is not None and settings.whatsapp_from is not None:
+            senders["whatsapp"] = twilio
+        if twilio is not None and settings.twilio_sms_sender is not None:
+            senders[f"sms:{TWILIO}"] = twilio
         telegram = build_telegram_sender(settings, self_url)
         if telegram is not None:
             senders["telegram"] = telegram
@@ -115,9 +128,11 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
 
 def twilio_sender(settings: Settings, *, self_url: str) -> TwilioSender | None:
     """Build the Twilio sender, pointed at this server's fake when the sandbox is on; None when
-    Twilio is not configured."""
+    Twilio is not configured or has neither a WhatsApp nor an SMS number."""
     credentials = settings.twilio_credentials
-    if credentials is None or settings.whatsapp_from is None:
+    if credentials is None or (
+        settings.whatsapp_from is None and settings.twilio_sms_sender is None
+    ):
         return None
     account_sid, auth_token = credentials
     return TwilioSender(

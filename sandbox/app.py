@@ -250,6 +250,7 @@ def _normalise_query_phone(value: str) -> str:
 def _message_json(message: SandboxMessage) -> dict[str, Any]:
     data: dict[str, Any] = {
         "channel": message.channel,
+        "provider": message.provider,
         "to": message.to,
         "text": message.text,
         "provider_message_id": message.provider_message_id,

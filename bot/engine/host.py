@@ -46,7 +46,7 @@ from core.notify import reminders
 from core.notify.dispatch import OutboxDispatcher
 from core.notify.outbox import enqueue_message
 from core.notify.policy import DeliveryPolicy, MessageKind, Priority
-from core.notify.whatsapp_window import WHATSAPP_CHANNEL, record_whatsapp_inbound
+from core.notify.whatsapp_window import SMS_CHANNEL, WHATSAPP_CHANNEL, record_whatsapp_inbound
 
 log = logging.getLogger(__name__)
 
@@ -586,6 +586,9 @@ async def _enqueue_reply(
         now=now,
         priority=Priority.URGENT,
         kind=MessageKind.REPLY,
+        # SMS arrives through Africa's Talking or Twilio, and the reply goes back through the
+        # same one, so it comes from the number the patient wrote to.
+        provider=message.provider if message.channel == SMS_CHANNEL else None,
     )
     dispatcher = host.dispatcher
     if message_id is not None and dispatcher is not None:

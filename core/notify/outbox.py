@@ -55,6 +55,8 @@ class OutboundMessage:
     # The opt-out that blocks this message unless it is essential, read in the claim to save a
     # round trip per message. Its scopes are those of core.notify.optouts.
     opted_out_scope: str | None = None
+    # The provider that sends the row, where its channel has several; None means the default.
+    provider: str | None = None
     ordering_key: str | None = None
 
 
@@ -83,11 +85,11 @@ INSERT_MESSAGE = Sql(
     INSERT INTO outbox_messages (
         dedupe_key, patient_id, recipient, channel, template, variables, language, body,
         priority, not_before, status, attempts, kind, appointment_id, appointment_starts_at,
-        ordering_key, created_at, updated_at
+        provider, ordering_key, created_at, updated_at
     ) VALUES (
         :dedupe_key, :patient_id, :recipient, :channel, :template, :variables, :language, :body,
         :priority, :not_before, 'queued', 0, :kind, :appointment_id, :appointment_starts_at,
-        :ordering_key, :now, :now
+        :provider, :ordering_key, :now, :now
     )
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
@@ -166,7 +168,7 @@ _CLAIM_FOR_SEND = """
       AND {first_in_order}
     RETURNING id, recipient, channel, body, status, attempts, patient_id, kind, priority,
               appointment_id, appointment_starts_at, template, variables, language,
-              ordering_key,
+              provider, ordering_key,
               (SELECT o.scope FROM opt_outs o
                WHERE o.phone = outbox_messages.recipient
                  AND (o.scope = 'all'
@@ -174,6 +176,23 @@ _CLAIM_FOR_SEND = """
                ORDER BY o.scope LIMIT 1) AS opted_out_scope
     """
 CLAIM_FOR_SEND = Sql(_in_order(_CLAIM_FOR_SEND, "outbox_messages"))
+
+# The provider of the newest SMS reply to a number, which is the provider of the patient's last
+# inbound SMS, because each inbound SMS gets its reply through the provider it arrived on.
+# NOTE: an inbound SMS that gets no reply, such as a repeated STOP, does not count.
+LATEST_SMS_PROVIDER = Sql(
+    """
+    SELECT provider FROM outbox_messages
+    WHERE ordering_key = :ordering_key AND provider IS NOT NULL
+    ORDER BY id DESC LIMIT 1
+    """
+)
+SET_PROVIDER = Sql(
+    """
+    UPDATE outbox_messages SET provider = :provider, updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    """
+)
 
 RECORD_SENT = Sql(
     """
@@ -267,9 +286,11 @@ async def enqueue_message(
     kind: str | None = None,
     appointment_id: int | None = None,
     appointment_starts_at: datetime | None = None,
+    provider: str | None = None,
 ) -> int | None:
     """Write a queued message; return its id, or None when the dedupe key already exists.
 
+    `provider` names the provider that sends it, e.g. the one a reply's message arrived on.
     Rows of ORDERED_KINDS get the ordering key of their channel and recipient.
     """
     message_id: int | None = await uow.scalar(
@@ -287,6 +308,7 @@ async def enqueue_message(
         kind=kind,
         appointment_id=appointment_id,
         appointment_starts_at=appointment_starts_at,
+        provider=provider,
         ordering_key=ordering_key(channel, recipient) if kind in ORDERED_KINDS else None,
         now=now,
     )
@@ -350,8 +372,27 @@ def _outbound(row: Row) -> OutboundMessage:
         variables=json.loads(row["variables"]),
         language=row["language"],
         opted_out_scope=row["opted_out_scope"],
+        provider=row["provider"],
         ordering_key=row["ordering_key"],
     )
+
+
+async def latest_sms_provider(uow: UnitOfWork, *, phone: str) -> str | None:
+    """Return the provider of the newest SMS reply to `phone`, or None if it never got one."""
+    provider: str | None = await uow.scalar(
+        LATEST_SMS_PROVIDER, ordering_key=ordering_key("sms", phone)
+    )
+    return provider
+
+
+async def record_provider(
+    uow: UnitOfWork, *, message: OutboundMessage, provider: str, now: datetime
+) -> bool:
+    """Store the provider chosen for a claimed row."""
+    changed = await uow.execute(
+        SET_PROVIDER, id=message.id, attempts=message.attempts, provider=provider, now=now
+    )
+    return changed == 1
 
 
 async def record_sent(

@@ -1,7 +1,8 @@
 """One send attempt of an outbox row, in two short transactions around the provider call.
 
 `prepare_send` claims the row and decides whether it may still go out: opt-outs, the
-appointment a reminder is about, quiet hours. The caller then sends through the channel's sender,
+appointment a reminder is about, quiet hours. It also chooses the route of a WhatsApp row or
+notice and the provider of an SMS row. The caller then sends through that channel's sender,
 outside any transaction, and `finish_send` records the outcome: sent, retried later with back-off,
 or failed with the reason. `recover_abandoned` takes back rows whose worker died mid-send.
 
@@ -15,7 +16,7 @@ Talking offers no idempotency key that would close the window.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from core.notify import outbox, whatsapp_window
 from core.notify.delivery import apply_stored_reports
 from core.notify.outbox import MessageStatus, OutboundMessage
 from core.notify.policy import DeliveryPolicy, MessageKind, is_essential
+from core.notify.whatsapp_window import SMS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ async def prepare_send(
         return None
     skip = await _reason_to_skip(uow, message, now, policy)
     if skip is None:
-        return await whatsapp_window.route_for_send(uow, message, now=now, policy=policy)
+        routed = await whatsapp_window.route_for_send(uow, message, now=now, policy=policy)
+        return await _choose_sms_provider(uow, routed, now)
     if skip.status is None:
         assert skip.not_before is not None
         await outbox.record_deferred(uow, message=message, not_before=skip.not_before, now=now)
@@ -111,6 +114,20 @@ async def _reason_to_skip(
     if allowed > now:
         return Skip(None, "quiet hours", not_before=allowed)
     return None
+
+
+async def _choose_sms_provider(
+    uow: UnitOfWork, message: OutboundMessage, now: datetime
+) -> OutboundMessage:
+    """Send an SMS row without a provider, such as a confirmation or a reminder, through the
+    provider of the patient's last inbound SMS. A number that never wrote keeps the default."""
+    if message.channel != SMS_CHANNEL or message.provider is not None:
+        return message
+    provider = await outbox.latest_sms_provider(uow, phone=message.recipient)
+    if provider is None:
+        return message
+    await outbox.record_provider(uow, message=message, provider=provider, now=now)
+    return replace(message, provider=provider)
 
 
 async def _stale_reminder(uow: UnitOfWork, message: OutboundMessage, now: datetime) -> Skip | None:

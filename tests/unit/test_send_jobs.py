@@ -100,7 +100,14 @@ def policy(**overrides) -> DeliveryPolicy:
     return DeliveryPolicy(zone=NAIROBI, max_attempts=3, **overrides)
 
 
-async def start_jobs(sqlite_url: str, database, sender: RecordingSender, **overrides) -> Jobs:
+async def start_jobs(
+    sqlite_url: str,
+    database,
+    sender: RecordingSender,
+    senders: dict[str, RecordingSender] | None = None,
+    **overrides,
+) -> Jobs:
+    """Start a job system whose senders are `senders`, or `sender` on the SMS channel."""
     clock = FrozenClock(DEFAULT_NOW)
     config = JobsConfig(
         database_url=sqlite_url,
@@ -108,7 +115,7 @@ async def start_jobs(sqlite_url: str, database, sender: RecordingSender, **overr
         broker_namespace="test",
         policy=policy(**overrides),
         worker_threads=2,
-        build_senders=lambda: {"sms": sender},
+        build_senders=lambda: senders or {"sms": sender},
     )
     system = JobSystem(config, database=database, clock=clock, run_worker=True)
     system.start(run_scheduler=False)
@@ -325,3 +332,27 @@ async def test_notice_does_not_wait_for_reply(jobs: Jobs) -> None:
 
     assert (await jobs.row(reply))["status"] == "queued"
     assert (await jobs.row(booked))["status"] == "sent"
+
+
+async def test_provider_picks_its_sender(sqlite_url: str, sqlite_database) -> None:
+    default, twilio = RecordingSender(), RecordingSender()
+    jobs = await start_jobs(
+        sqlite_url, sqlite_database, default, senders={"sms": default, "sms:twilio": twilio}
+    )
+    try:
+        await jobs.write(key="test:twilio", kind=MessageKind.REPLY, provider="twilio")
+        await jobs.write(key="test:default", recipient="+254700000122", kind=MessageKind.REPLY)
+        await jobs.tick_and_wait()
+    finally:
+        await jobs.system.stop()
+    assert sent_texts(twilio) == ["body of test:twilio"]
+    assert sent_texts(default) == ["body of test:default"]
+
+
+async def test_provider_without_sender_uses_default(jobs: Jobs) -> None:
+    message_id = await jobs.write(kind=MessageKind.REPLY, provider="twilio")
+
+    await jobs.tick_and_wait()
+
+    assert sent_texts(jobs.sender) == ["body of test:1"]
+    assert (await jobs.row(message_id))["status"] == "sent"

@@ -176,7 +176,8 @@ async def _enqueue_confirmation(
     template: str,
 ) -> None:
     """Queue the answer to a STOP or START like a conversation reply: it is essential, so it
-    goes out even to a number that has just opted out."""
+    goes out even to a number that has just opted out, through the provider the keyword came in
+    on."""
     reply = Reply(body=body, end=True)
     message_id = await enqueue_message(
         uow,
@@ -191,6 +192,7 @@ async def _enqueue_confirmation(
         now=host.clock.now(),
         priority=Priority.URGENT,
         kind=MessageKind.REPLY,
+        provider=message.provider,
     )
     dispatcher = host.dispatcher
     if message_id is not None and dispatcher is not None:
