@@ -15,6 +15,7 @@ from bot.channels.sms.africastalking import AfricasTalkingSmsSender
 from bot.channels.sms.delivery_reports import AfricasTalkingDeliveryReports
 from bot.channels.sms.inbound import AfricasTalkingInboundSms
 from bot.channels.ussd.webhook import UssdWebhook
+from bot.channels.whatsapp.contents import DatabaseContentStore
 from bot.channels.whatsapp.sender import TwilioSender
 from bot.channels.whatsapp.signature import TwilioSignatureCheck
 from bot.channels.whatsapp.webhook import TwilioWebhooks
@@ -143,6 +144,7 @@ def twilio_sender(settings: Settings, *, self_url: str) -> TwilioSender | None:
         templates=settings.whatsapp_templates,
         status_callback_url=f"{settings.public_url}{TWILIO_STATUS_PATH}",
         base_url=f"{self_url}/sandbox/twilio" if settings.sandbox_on else None,
+        content_store=DatabaseContentStore(settings.database_url),
     )
 
 

@@ -336,3 +336,17 @@ channel_identities = Table(
     UniqueConstraint("channel", "address", name="uq_channel_identities_channel_address"),
     Index("ix_channel_identities_phone", "phone"),
 )
+
+# Twilio Content API resources the WhatsApp sender created for interactive replies, one per
+# account and `content_key` (shape, option count, language and a hash of the definition), so
+# each is created once rather than once per message.
+whatsapp_contents = Table(
+    "whatsapp_contents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_sid", String(34), nullable=False),
+    Column("content_key", String(100), nullable=False),
+    Column("content_sid", String(34), nullable=False),
+    _utc("created_at", nullable=False),
+    UniqueConstraint("account_sid", "content_key", name="uq_whatsapp_contents_account_key"),
+)

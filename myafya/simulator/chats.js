@@ -3,7 +3,8 @@
 //
 // Each pane posts what the provider would post. WhatsApp messages are Twilio forms signed with
 // X-Twilio-Signature. The page has no auth token, so the sandbox's signing helper computes the
-// signature. Telegram messages and button presses are Updates carrying the webhook's secret
+// signature. WhatsApp quick-reply buttons and list pickers are drawn under their message, and a
+// press posts the form Twilio posts for it. Telegram messages and button presses are Updates carrying the webhook's secret
 // token, which the sandbox hands to the page. Replies are read by polling the sandbox fakes:
 // GET /sandbox/messages for WhatsApp, GET /sandbox/telegram/messages for Telegram, whose entries
 // carry the keyboards.
@@ -154,24 +155,96 @@
         this.pane.setStatus("Enter a phone number, such as +254700000099, first.", "error");
         return;
       }
+      const params = this.inboundForm(phone, text, "text");
+      await this.pane.sendTyped(text, () => this.post(params));
+    }
+
+    // The fields Twilio posts for an inbound WhatsApp message from `phone`.
+    inboundForm(phone, body, messageType) {
       const sid = "SM" + randomHex(16);
-      const params = {
+      return {
         MessageSid: sid,
         SmsMessageSid: sid,
         SmsSid: sid,
         AccountSid: this.config.account_sid,
         From: "whatsapp:" + phone,
         To: this.config.to,
-        Body: text,
+        Body: body,
         NumMedia: "0",
         NumSegments: "1",
-        MessageType: "text",
+        MessageType: messageType,
         ProfileName: PROFILE_NAME,
         WaId: phone.replace(/^\+/, ""),
         SmsStatus: "received",
         ApiVersion: "2010-04-01",
       };
-      await this.pane.sendTyped(text, () => this.post(params));
+    }
+
+    // Post a quick-reply press or a list selection as Twilio does: the choice's id in
+    // ButtonPayload or ListId, its title in ButtonText or ListTitle and in Body.
+    async press(message, choice, element) {
+      const phone = this.syncPhone();
+      if (phone === "") {
+        this.pane.setStatus("Enter a phone number, such as +254700000099, first.", "error");
+        return;
+      }
+      const params = {
+        ...this.inboundForm(phone, choice.title, "interactive"),
+        OriginalRepliedMessageSid: String(message.provider_message_id),
+        OriginalRepliedMessageSender: this.config.to,
+      };
+      if (message.interactive.type === "twilio/list-picker") {
+        params.ListId = choice.id;
+        params.ListTitle = choice.title;
+      } else {
+        params.ButtonPayload = choice.id;
+        params.ButtonText = choice.title;
+      }
+      element.disabled = true;
+      await this.pane.sendTyped(choice.title, () => this.post(params));
+      element.disabled = false;
+    }
+
+    // Draw a message's quick-reply buttons, or its list picker's button label and items.
+    interactiveButtons(message) {
+      const interactive = message.interactive;
+      const container = document.createElement("div");
+      container.className = "chat-buttons";
+      container.dataset.kind = interactive.type === "twilio/list-picker" ? "list" : "quick-reply";
+      let choices;
+      if (interactive.type === "twilio/list-picker") {
+        const heading = document.createElement("div");
+        heading.className = "chat-list-button";
+        heading.textContent = String(interactive.button ?? "");
+        container.append(heading);
+        choices = (interactive.items ?? []).map((item) => ({
+          title: String(item.item ?? ""),
+          id: String(item.id ?? ""),
+          description: String(item.description ?? ""),
+        }));
+      } else {
+        choices = (interactive.buttons ?? []).map((button) => ({
+          title: String(button.title ?? ""),
+          id: String(button.id ?? ""),
+          description: "",
+        }));
+      }
+      for (const choice of choices) {
+        const element = document.createElement("button");
+        element.type = "button";
+        element.textContent = choice.title;
+        element.dataset.payload = choice.id;
+        if (choice.description !== "") {
+          element.title = choice.description;
+          const description = document.createElement("span");
+          description.className = "chat-choice-description";
+          description.textContent = choice.description;
+          element.append(description);
+        }
+        element.addEventListener("click", () => this.press(message, choice, element));
+        container.append(element);
+      }
+      return container;
     }
 
     // Sign the form with the sandbox's helper, then post it as Twilio would; null on success.
@@ -229,6 +302,9 @@
         this.seen.add(message.provider_message_id);
         const bubble = this.pane.addBubble(String(message.text ?? ""), "service");
         bubble.dataset.providerMessageId = String(message.provider_message_id);
+        if (message.interactive && typeof message.interactive === "object") {
+          bubble.append(this.interactiveButtons(message));
+        }
       }
       if (this.pane.status.dataset.state !== "error") {
         this.pane.setStatus(`Chatting as whatsapp:${phone}`, "ok");

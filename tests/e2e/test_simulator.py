@@ -302,6 +302,37 @@ def test_whatsapp_pane_exchange(browser_page: Page, server: RunningServer) -> No
     assert page_errors == []
 
 
+def test_whatsapp_pane_button_press(browser_page: Page, server: RunningServer) -> None:
+    page = browser_page
+    page_errors = record_page_errors(page)
+    page.goto(f"{server.base_url}/simulator")
+    page.locator("#phone-number").fill("+254700000017")
+    expect(page.locator("#whatsapp-send")).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+    page.locator("#whatsapp-text").fill("Hello")
+    page.locator("#whatsapp-send").click()
+    welcome = chat_bubble(page, "whatsapp", "registration.welcome")
+    expect(welcome).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
+
+    # The language screen has two choices, so WhatsApp shows them as quick-reply buttons.
+    buttons = welcome.locator(".chat-buttons[data-kind='quick-reply'] button")
+    expect(buttons).to_have_count(2, timeout=INBOX_TIMEOUT_MS)
+    english = welcome.locator(".chat-buttons button", has_text="English")
+    with page.expect_request(WHATSAPP_URL) as press:
+        english.click()
+    form = parse_qs(press.value.post_data or "")
+    assert press.value.headers["x-twilio-signature"]
+    assert form["MessageType"] == ["interactive"]
+    assert form["ButtonText"] == ["English"]
+    assert form["Body"] == ["English"]
+    assert re.fullmatch(r"\d+:\d+:1", form["ButtonPayload"][0])
+    assert form["OriginalRepliedMessageSid"] == [welcome.get_attribute("data-provider-message-id")]
+    expect(chat_bubble(page, "whatsapp", "registration.ask_name")).to_have_count(
+        1, timeout=INBOX_TIMEOUT_MS
+    )
+    expect(page.locator("#whatsapp-log .chat-bubble[data-failed='true']")).to_have_count(0)
+    assert page_errors == []
+
+
 def test_telegram_pane_buttons_and_contact(browser_page: Page, server: RunningServer) -> None:
     page = browser_page
     page_errors = record_page_errors(page)

@@ -100,11 +100,25 @@ async def test_booking_transcript_over_whatsapp(service: RunningService) -> None
     assert await service.scalar("SELECT COUNT(*) FROM outbox_messages WHERE channel = 'sms'") == 0
 
 
-async def test_replies_are_numbered_text(sqlite_service: RunningService) -> None:
+async def test_menu_drawn_as_list(sqlite_service: RunningService) -> None:
     await sqlite_service.register(PHONE)
     await say(sqlite_service, "hi")
-    screen = await last_reply(sqlite_service)
-    assert screen.splitlines()[1].startswith("1. ")
+    (message,) = await whatsapp_messages(sqlite_service, PHONE)
+    conversation_id = await sqlite_service.scalar(
+        "SELECT id FROM conversations WHERE phone = :p", p=PHONE
+    )
+    version = await sqlite_service.scalar(
+        "SELECT version FROM conversations WHERE phone = :p", p=PHONE
+    )
+
+    assert message["text"] == "MyAfya menu:"
+    assert message["interactive"]["type"] == "twilio/list-picker"
+    first = message["interactive"]["items"][0]
+    assert first == {
+        "item": "Book a doctor",
+        "id": f"{conversation_id}:{version}:1",
+        "description": "or type 1",
+    }
 
 
 async def test_twenty_concurrent_copies_book_once(service: RunningService) -> None:
@@ -185,7 +199,11 @@ async def test_conversation_moves_from_ussd(sqlite_service: RunningService) -> N
     await say(service, "hello")
     asked = await last_reply(service)
     assert "part-way through something on USSD" in asked
-    assert "1. Continue where I left off" in asked
+    (message,) = await whatsapp_messages(service, PHONE)
+    # The label is longer than a list item, so the item shows it whole as its description.
+    first = message["interactive"]["items"][0]
+    assert first["item"] == "Continue where I left..."
+    assert first["description"] == "Continue where I left off"
     await say(service, "1")
     assert "Choose a doctor" in await last_reply(service)
     await say(service, "1")

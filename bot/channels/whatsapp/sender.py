@@ -3,7 +3,11 @@
 The SDK is blocking (it uses `requests`), so worker threads call `send_message_blocking`. Each
 outbox row is one `POST /2010-04-01/Accounts/{sid}/Messages.json`: free-form `Body` inside the
 WhatsApp window, or the approved template (`ContentSid` + `ContentVariables`) when the row's
-route is `whatsapp_template` (see core.notify.whatsapp_window). Each outcome becomes a
+route is `whatsapp_template` (see core.notify.whatsapp_window). A free-form reply with options
+goes as quick-reply buttons or a list picker where they fit (see `interactive`): the `ContentSid`
+of a Content API resource created once per shape, with the screen's texts as `ContentVariables`.
+When that resource is unavailable, or Twilio rejects the interactive message, the reply goes
+as numbered text (a second request in the latter case). Each outcome becomes a
 `SendResult` that states whether trying again could help. Logs carry message SIDs and error
 codes, never text or numbers.
 """
@@ -22,6 +26,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from bot.channels.sms.rendering import render_outbound_sms
+from bot.channels.whatsapp.contents import ContentResources, ContentStore
+from bot.channels.whatsapp.interactive import plan_outbox_reply
 from bot.channels.whatsapp.rendering import message_text, template_variables
 from core.notify.outbox import MessageStatus, OutboundMessage
 from core.notify.policy import Route
@@ -37,6 +43,11 @@ STATUS_CONNECTION_FAILED: Final = "ConnectionFailed"
 STATUS_NO_TEMPLATE: Final = "NoTemplate"
 STATUS_NOT_CONFIGURED: Final = "NotConfigured"
 STATUS_SDK_ERROR: Final = "SdkError"
+
+# Failed interactive sends that numbered text must not follow. Outside the window text fails too,
+# and the window fallback takes over. After an unreadable response the interactive message may
+# have gone out.
+_NO_TEXT_AFTER: Final = frozenset({WINDOW_CLOSED_ERROR, STATUS_SDK_ERROR})
 
 # The SDK logs every request's URL and headers at INFO; ours log the outcome instead.
 _SDK_LOGGER = logging.getLogger("myafya.twilio_sdk")
@@ -72,8 +83,10 @@ class TwilioSender:
         templates: Mapping[str, str],
         status_callback_url: str | None,
         base_url: str | None = None,
+        content_store: ContentStore | None = None,
     ) -> None:
-        """`base_url` replaces `https://api.twilio.com`, for example with the sandbox fake."""
+        """`base_url` replaces `https://api.twilio.com` and `https://content.twilio.com`, for
+        example with the sandbox fake. Without a `content_store` replies are numbered text."""
         http_client = TwilioHttpClient(timeout=REQUEST_TIMEOUT_SECONDS, logger=_SDK_LOGGER)
         # Worker threads live long and send rarely, so a kept-alive connection would mostly sit
         # idle, and it outlives a server that stops, such as the sandbox in tests.
@@ -86,6 +99,12 @@ class TwilioSender:
         self._client.region = None
         if base_url is not None:
             self._client.api.base_url = base_url.rstrip("/")
+            self._client.content.base_url = base_url.rstrip("/")
+        self._contents = (
+            ContentResources(self._client, account_sid, content_store)
+            if content_store is not None
+            else None
+        )
         self._whatsapp_from = whatsapp_from
         self._sms_from = sms_from
         self._templates = dict(templates)
@@ -128,12 +147,39 @@ class TwilioSender:
             fields["content_sid"] = content_sid
             fields["content_variables"] = json.dumps(template_variables(message))
         elif message.channel == "whatsapp":
+            interactive = self._interactive_fields(message)
+            if interactive is not None:
+                result = self._create({**fields, **interactive}, message.id)
+                if result.accepted or result.retryable or result.provider_status in _NO_TEXT_AFTER:
+                    return result
+                # Twilio rejected the interactive message itself, so nothing went out, and
+                # numbered text can still deliver the reply.
+                log.warning(
+                    "outbox message %s: interactive send rejected (%s), sending numbered text",
+                    message.id,
+                    result.provider_status,
+                )
             fields["body"] = message_text(message)
         else:
             # The same numbered GSM-7 text as SMS through Africa's Talking, so each part costs
             # the same whichever provider sends it.
             fields["body"] = render_outbound_sms(message)
         return self._create(fields, message.id)
+
+    def _interactive_fields(self, message: OutboundMessage) -> dict[str, str] | None:
+        """Return `content_sid` and `content_variables` for a reply whose options fit buttons or
+        a list, or None to send numbered text."""
+        plan = plan_outbox_reply(message.variables, message.language)
+        if plan is None or self._contents is None:
+            return None
+        content_sid = self._contents.content_sid(plan)
+        if content_sid is None:
+            log.warning("outbox message %s goes as numbered text: no WhatsApp content", message.id)
+            return None
+        return {
+            "content_sid": content_sid,
+            "content_variables": json.dumps(plan.variables, ensure_ascii=False),
+        }
 
     def _create(self, fields: dict[str, str], outbox_id: int) -> SendResult:
         try:

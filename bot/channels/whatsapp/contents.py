@@ -1,0 +1,165 @@
+"""Twilio Content API resources for interactive replies, created once per account and cached.
+
+`ContentResources.content_sid(plan)` returns the resource of a plan's shape: from memory, else
+from the `whatsapp_contents` table, else created with `client.content.v1.contents.create` and
+stored. Any failure returns None, and the sender then sends numbered text, so a reply is never
+lost to the Content API.
+
+NOTE: two processes that miss at the same moment both create a resource, and the one whose row
+loses the insert stays unused at Twilio. A resource deleted at Twilio is not noticed: sends with
+its SID are rejected, and go again as text, until its `whatsapp_contents` row is deleted and
+the workers restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioException
+from twilio.rest import Client
+from twilio.rest.content.v1.content import ContentList
+
+from bot.channels.whatsapp.interactive import InteractivePlan
+from core.db.database import Sql, open_database
+
+log = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result")
+
+_FIND = Sql(
+    "SELECT content_sid FROM whatsapp_contents"
+    " WHERE account_sid = :account_sid AND content_key = :content_key"
+)
+_INSERT = Sql(
+    """
+    INSERT INTO whatsapp_contents (account_sid, content_key, content_sid, created_at)
+    VALUES (:account_sid, :content_key, :content_sid, :created_at)
+    ON CONFLICT (account_sid, content_key) DO NOTHING
+    """
+)
+
+
+class ContentStore(Protocol):
+    """Storage of created Content resources, shared by processes and kept across restarts."""
+
+    def find(self, account_sid: str, content_key: str) -> str | None: ...
+
+    def save(self, account_sid: str, content_key: str, content_sid: str) -> str:
+        """Store a new resource and return the SID stored for the key. That is an earlier
+        writer's SID when another process created the same resource at the same time."""
+        ...
+
+
+class DatabaseContentStore:
+    """`ContentStore` on the service database, for the blocking sender's worker threads.
+
+    Each call opens the database on a private event loop and closes both again, because a miss
+    in the sender's memory happens a few times per process, never once per message.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+
+    def find(self, account_sid: str, content_key: str) -> str | None:
+        async def find() -> str | None:
+            database = await open_database(self._database_url)
+            try:
+                async with database.unit_of_work() as uow:
+                    found = await uow.scalar(
+                        _FIND, account_sid=account_sid, content_key=content_key
+                    )
+            finally:
+                await database.close()
+            return str(found) if found is not None else None
+
+        return _run(find())
+
+    def save(self, account_sid: str, content_key: str, content_sid: str) -> str:
+        async def save() -> str:
+            database = await open_database(self._database_url)
+            try:
+                async with database.unit_of_work() as uow:
+                    await uow.execute(
+                        _INSERT,
+                        account_sid=account_sid,
+                        content_key=content_key,
+                        content_sid=content_sid,
+                        created_at=datetime.now(UTC),
+                    )
+                    stored = await uow.scalar(
+                        _FIND, account_sid=account_sid, content_key=content_key
+                    )
+            finally:
+                await database.close()
+            return str(stored)
+
+        return _run(save())
+
+
+def _run(coroutine: Coroutine[Any, Any, _Result]) -> _Result:
+    # A loop of its own, never set as the thread's current loop, so the worker thread's loop
+    # and any other the thread keeps are left alone.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+class ContentResources:
+    """The Content resources of one Twilio account, created on first use."""
+
+    def __init__(self, client: Client, account_sid: str, store: ContentStore) -> None:
+        self._client = client
+        self._account_sid = account_sid
+        self._store = store
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def content_sid(self, plan: InteractivePlan) -> str | None:
+        """Return the SID of the resource for `plan`'s shape, or None when it is unavailable."""
+        key = plan.content_key()
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None:
+            return known
+        try:
+            sid = self._store.find(self._account_sid, key)
+        except Exception:
+            # Whatever the database error, the reply goes out as text and the next one tries again.
+            log.exception("reading the WhatsApp content cache failed for %s", key)
+            return None
+        if sid is None:
+            sid = self._create(plan, key)
+            if sid is None:
+                return None
+            try:
+                sid = self._store.save(self._account_sid, key, sid)
+            except Exception:
+                # The resource exists at Twilio, so this process still uses it.
+                log.exception("storing WhatsApp content %s for %s failed", sid, key)
+        with self._lock:
+            self._known[key] = sid
+        return sid
+
+    def _create(self, plan: InteractivePlan, key: str) -> str | None:
+        request = ContentList.ContentCreateRequest(plan.definition())
+        try:
+            created = self._client.content.v1.contents.create(request)
+        except TwilioException as exc:
+            log.warning("creating WhatsApp content %s failed: %s", key, exc)
+            return None
+        except requests.RequestException as exc:
+            log.warning("creating WhatsApp content %s failed: %s", key, type(exc).__name__)
+            return None
+        if not created.sid:
+            log.warning("creating WhatsApp content %s returned no SID", key)
+            return None
+        log.info("created WhatsApp content %s for %s", created.sid, key)
+        return str(created.sid)
