@@ -5,6 +5,11 @@ query, so every press is answered, whether it acted, was stale or was a repeated
 pressed keyboard is then removed (editMessageReplyMarkup) so it cannot be pressed again. Both
 calls run as background tasks, so the webhook responds without waiting for the Bot API.
 Failures are logged and not retried, because an answer is only useful within seconds.
+
+At most one press per connection of the Bot API client is answered at a time, and the others
+wait their turn. Otherwise a burst of presses would queue in the client's connection pool.
+There python-telegram-bot 22 gives up after its pool timeout (1 s by default), so the press
+stays unanswered, and every queued request makes each later pool operation slower.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 
 from telegram.error import BadRequest, TelegramError
 
-from bot.channels.telegram.bot_api import BotApi
+from bot.channels.telegram.bot_api import CONNECTION_POOL_SIZE, BotApi
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,7 @@ class CallbackAnswers:
     def __init__(self, api: BotApi) -> None:
         self._api = api
         self._tasks: set[asyncio.Task[None]] = set()
+        self._turns = asyncio.Semaphore(CONNECTION_POOL_SIZE)
 
     def answer_later(
         self,
@@ -41,6 +47,12 @@ class CallbackAnswers:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(
+        self, callback_query_id: str, text: str | None, chat_id: int, message_id: int | None
+    ) -> None:
+        async with self._turns:
+            await self._answer_now(callback_query_id, text, chat_id, message_id)
+
+    async def _answer_now(
         self, callback_query_id: str, text: str | None, chat_id: int, message_id: int | None
     ) -> None:
         try:
