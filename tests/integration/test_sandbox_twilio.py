@@ -84,6 +84,7 @@ async def test_free_text_whatsapp_accepted(service: RunningService) -> None:
     (message,) = await accepted(service)
     assert message == {
         "channel": "whatsapp",
+        "provider": "twilio",
         "to": "+254700000107",
         "text": "Asante Test Patient.",
         "provider_message_id": result.provider_message_id,
