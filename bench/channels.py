@@ -12,7 +12,11 @@ Scenarios:
 - `telegram`: Telegram updates with X-Telegram-Bot-Api-Secret-Token from users linked to
   registered patients, alternating a text message "00" and a press of button 1 (Book) on the
   menu it drew. Each load worker has users of its own, so no user has two updates in flight,
-  and a press carries the conversation version its keyboard was drawn for.
+  and a press carries the conversation version its keyboard was drawn for. The service
+  answers each press and removes its keyboard with two Bot API calls after responding. They go
+  to the sandbox's Bot API fake, which the same process serves, so a press costs more here
+  than in production. `--settle` pauses before each measurement so that the calls left over
+  from the one before do not slow it down.
 Add a scenario to SCENARIOS for another channel.
 
 Our server's replies are checked after each measurement: every accepted request must have put
@@ -21,7 +25,7 @@ reply counts as an error. By default the service hands replies to a Redis broker
 reads (`--jobs redis`), so the numbers measure the webhook. With `--jobs embedded` the same
 process also sends every reply to the sandbox fake, as `make run` does.
 
-    .venv/bin/python bench/channels.py               # SQLite, both scenarios, about 4 minutes
+    .venv/bin/python bench/channels.py               # SQLite, both scenarios, about 5 minutes
     .venv/bin/python bench/channels.py --database postgresql --reps 5
     .venv/bin/python bench/channels.py --scenario telegram --reps 1 --duration 2   # a quick look
 """
@@ -487,6 +491,9 @@ def measure(
                 order = ["bare", "ours"] if rep % 2 == 0 else ["ours", "bare"]
                 for concurrency in CONCURRENCIES:
                     for name in order:
+                        # Button-press answers of the last measurement run in the background
+                        # and would slow this one down.
+                        time.sleep(args.settle)
                         target = database if name == "ours" else None
                         sample = asyncio.run(
                             load(
@@ -545,6 +552,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every measurement")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of pause before each measurement, for background work to finish",
+    )
     args = parser.parse_args()
 
     print(machine_summary())
