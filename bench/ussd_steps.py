@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import os
 import statistics
@@ -66,7 +67,7 @@ def forms(sessions: int, tag: str) -> list[MultiDict[str]]:
     return result
 
 
-async def measure(sessions: int, runs: int) -> list[float]:
+async def measure(sessions: int, runs: int, profile_path: str | None = None) -> list[float]:
     """Return the CPU µs per step of each run."""
     from bot.channels.ussd.webhook import UssdWebhook
     from bot.engine.host import ConversationHost
@@ -102,8 +103,14 @@ async def measure(sessions: int, runs: int) -> list[float]:
         await walk(forms(WARM_UP_SESSIONS, "warm"))
         for run in range(runs):
             requests = forms(sessions, f"r{run}")
+            profiler = cProfile.Profile() if profile_path and run == runs - 1 else None
             started = time.process_time()
+            if profiler is not None:
+                profiler.enable()
             await walk(requests)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile_path)
             results.append((time.process_time() - started) * 1e6 / len(requests))
     finally:
         await database.close()
@@ -115,6 +122,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2000, help="sessions of 5 steps per run")
     parser.add_argument("--runs", type=int, default=5, help="measured runs")
     parser.add_argument("--log-level", default="WARNING", help="MYAFYA_LOG_LEVEL of the handler")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a cProfile of the last run to FILE (slows it)"
+    )
     args = parser.parse_args()
     if not 1 <= args.sessions <= 20_000 or not 1 <= args.runs <= 20:
         parser.error("expected --sessions 1..20000 and --runs 1..20")
@@ -123,7 +133,7 @@ def main() -> None:
         seed_demo_database(database)
         register_patients(database, PATIENTS)
         os.environ.update(service_environment(database.url, args.log_level))
-        results = asyncio.run(measure(args.sessions, args.runs))
+        results = asyncio.run(measure(args.sessions, args.runs, args.profile))
         logging.shutdown()
     print(
         f"CPU per step: median {statistics.median(results):.0f} µs"

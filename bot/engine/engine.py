@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from bot.engine.flow import (
     Enter,
@@ -24,7 +25,7 @@ from bot.engine.flow import (
     Step,
     StepContext,
 )
-from bot.engine.gsm7 import fit, septets, to_gsm7
+from bot.engine.gsm7 import fit, gsm7_length, to_gsm7
 from bot.engine.model import (
     BACK,
     HOME,
@@ -304,17 +305,10 @@ class Engine:
     def _navigation(
         self, language: str, *, more: bool, back: bool, home: bool
     ) -> tuple[Option, ...]:
-        items = []
-        if more:
-            items.append(Option(MORE, translate(language, "nav.more")))
-        if back:
-            items.append(Option(BACK, translate(language, "nav.back")))
-        if home:
-            items.append(Option(HOME, translate(language, "nav.home")))
-        return tuple(items)
+        return _navigation(language, more, back, home)
 
     def _measure(self, text: str, limits: ScreenLimits) -> int:
-        return septets(to_gsm7(text)) if limits.gsm7_only else len(text)
+        return gsm7_length(text) if limits.gsm7_only else len(text)
 
     def _paginate(
         self,
@@ -325,49 +319,9 @@ class Engine:
         *,
         back: bool,
         home: bool,
-    ) -> list[tuple[int, int]]:
-        """Split the choices into pages of [first, last) indices that fit the channel's screen.
-
-        Each line is measured once; a page's size is the sum of its lines and newlines, which
-        is what `Reply.as_text` produces.
-        """
-        if not labels:
-            return []
-        if limits.max_chars is None:
-            step = limits.max_choices
-            return [(i, min(i + step, len(labels))) for i in range(0, len(labels), step)]
-
-        def size(line: str) -> int:
-            return self._measure(line, limits) + 1  # with its newline
-
-        body_size = size(body) if body else 0
-        option_sizes = [size(f"{i + 1}. {label}") for i, label in enumerate(labels)]
-        # Navigation lines when a "more" line is and is not shown, less the final newline.
-        nav_with_more = sum(
-            size(f"{o.key}. {o.label}")
-            for o in self._navigation(language, more=True, back=back, home=home)
-        )
-        nav_without_more = sum(
-            size(f"{o.key}. {o.label}")
-            for o in self._navigation(language, more=False, back=back, home=home)
-        )
-        pages: list[tuple[int, int]] = []
-        first = 0
-        while first < len(labels):
-            last = first
-            used = body_size
-            while last < len(labels) and last - first < limits.max_choices:
-                more = last + 1 < len(labels)
-                navigation = nav_with_more if more else nav_without_more
-                if used + option_sizes[last] + navigation - 1 > limits.max_chars:
-                    break
-                used += option_sizes[last]
-                last += 1
-            if last == first:
-                last = first + 1  # one choice per page at least; _fit_reply shortens it
-            pages.append((first, last))
-            first = last
-        return pages
+    ) -> tuple[tuple[int, int], ...]:
+        """Split the choices into pages of [first, last) indices that fit the channel's screen."""
+        return _paginate(body, tuple(labels), limits, language, back, home)
 
     def _fit_reply(
         self, reply: Reply, limits: ScreenLimits, shorter_body: str | None = None
@@ -394,3 +348,71 @@ class Engine:
 
 def _join(*parts: str) -> str:
     return "\n".join(part for part in parts if part)
+
+
+# Screens repeat (every walk through booking shows the same specialty and doctor lists), so
+# the navigation lines and the page cuts are cached on everything they depend on.
+
+
+@lru_cache(maxsize=64)
+def _navigation(language: str, more: bool, back: bool, home: bool) -> tuple[Option, ...]:
+    items = []
+    if more:
+        items.append(Option(MORE, translate(language, "nav.more")))
+    if back:
+        items.append(Option(BACK, translate(language, "nav.back")))
+    if home:
+        items.append(Option(HOME, translate(language, "nav.home")))
+    return tuple(items)
+
+
+@lru_cache(maxsize=1024)
+def _paginate(
+    body: str,
+    labels: tuple[str, ...],
+    limits: ScreenLimits,
+    language: str,
+    back: bool,
+    home: bool,
+) -> tuple[tuple[int, int], ...]:
+    """Split the choices into pages of [first, last) indices that fit the channel's screen.
+
+    Each line is measured once; a page's size is the sum of its lines and newlines, which is
+    what `Reply.as_text` produces.
+    """
+    if not labels:
+        return ()
+    if limits.max_chars is None:
+        step = limits.max_choices
+        return tuple((i, min(i + step, len(labels))) for i in range(0, len(labels), step))
+
+    def size(line: str) -> int:
+        # With its newline.
+        return (gsm7_length(line) if limits.gsm7_only else len(line)) + 1
+
+    body_size = size(body) if body else 0
+    option_sizes = [size(f"{i + 1}. {label}") for i, label in enumerate(labels)]
+    # Navigation lines when a "more" line is and is not shown, less the final newline.
+    nav_with_more = sum(
+        size(f"{o.key}. {o.label}") for o in _navigation(language, True, back, home)
+    )
+    nav_without_more = sum(
+        size(f"{o.key}. {o.label}") for o in _navigation(language, False, back, home)
+    )
+    pages: list[tuple[int, int]] = []
+    first = 0
+    while first < len(labels):
+        last = first
+        used = body_size
+        while last < len(labels) and last - first < limits.max_choices:
+            more = last + 1 < len(labels)
+            navigation = nav_with_more if more else nav_without_more
+            if used + option_sizes[last] + navigation - 1 > limits.max_chars:
+                break
+            used += option_sizes[last]
+            last += 1
+        if last == first:
+            last = first + 1  # one choice per page at least; _fit_reply shortens it
+        pages.append((first, last))
+        first = last
+    return tuple(pages)

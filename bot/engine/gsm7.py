@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 import gsm0338  # noqa: F401  # registers the "gsm03.38" codec
 
@@ -68,6 +69,10 @@ def septets(text: str) -> int:
     return count
 
 
+# Screens repeat the same lines (menu options, navigation, whole screens of a walk), so the
+# converted text and its length are cached. Keys are whole lines or screens of at most a few
+# hundred characters: 4,096 of them stay under about 2 MB.
+@lru_cache(maxsize=4096)
 def to_gsm7(text: str) -> str:
     """Replace characters outside GSM-7 by their nearest look-alike, or by '?' when none exists.
 
@@ -86,6 +91,12 @@ def to_gsm7(text: str) -> str:
         )
         out.append(base if base and is_gsm7(base) else "?")
     return "".join(out)
+
+
+@lru_cache(maxsize=4096)
+def gsm7_length(text: str) -> int:
+    """Count the septets of `text` once converted with `to_gsm7`."""
+    return septets(to_gsm7(text))
 
 
 def fit(text: str, max_septets: int) -> str:

@@ -334,6 +334,12 @@ class ConversationHost:
 
         A new conversation takes the patient's language, or else `initial_language`.
         """
+        existing = await store.load_existing(uow, phone=phone)
+        if existing is not None:
+            conversation, registered_patient_id = existing
+            if registered_patient_id is not None and conversation.patient_id is None:
+                conversation.patient_id = registered_patient_id
+            return conversation
         patient = await patients.find_patient_by_phone(uow, phone=phone)
         registered = patient is not None and patient.consented_at is not None
         home = HOME_TARGETS.target(registered=registered, key=phone)

@@ -102,14 +102,14 @@ def _ordered(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 # --- SQLite ---------------------------------------------------------------------------------
 
 
-def _sqlite_param(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime passed to the database; use the clock's UTC values")
-        return _sqlite_utc_text(value.astimezone(UTC))
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+def _adapt_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime passed to the database; use the clock's UTC values")
+    return _sqlite_utc_text(value.astimezone(UTC))
+
+
+def _adapt_date(value: date) -> str:
+    return value.isoformat()
 
 
 # Steps pass the same instants again and again (slot starts, the day boundaries of the booking
@@ -149,6 +149,10 @@ def _read_sqlite_date(raw: bytes) -> date:
     return date.fromisoformat(raw.decode())
 
 
+# sqlite3 calls an adapter only for a value of exactly that type, from C, so the other bound
+# values of a statement pass through without a Python call each.
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_adapter(date, _adapt_date)
 sqlite3.register_converter("DATETIME", _read_sqlite_datetime)
 sqlite3.register_converter("DATE", _read_sqlite_date)
 
@@ -162,9 +166,8 @@ class _SqliteUnit:
 
     def _run(self, sql: Sql, params: Mapping[str, Any]) -> sqlite3.Cursor:
         statement, names = sql.compiled("sqlite")
-        values = [_sqlite_param(value) for value in _ordered(names, params)]
         try:
-            return self.connection.execute(statement, values)
+            return self.connection.execute(statement, _ordered(names, params))
         except sqlite3.IntegrityError as exc:
             if "UNIQUE constraint failed" in str(exc):
                 raise UniqueViolation(str(exc).split(": ", 1)[-1]) from exc

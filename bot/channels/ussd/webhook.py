@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.ussd.parsing import InvalidRequest, parse_session_end, parse_ussd_request
-from bot.engine.gsm7 import fit, septets, to_gsm7
+from bot.engine.gsm7 import fit, gsm7_length, to_gsm7
 from bot.engine.host import ConversationHost, TooManyAnswers
 from bot.engine.model import Reply
 from core.clock import Clock
@@ -41,7 +41,7 @@ def render_ussd(reply: Reply) -> str:
     """Format a reply for the gateway: GSM-7 only, at most 182 septets, never an empty body."""
     prefix = "END " if reply.end else "CON "
     text = to_gsm7(reply.as_text()).strip() or "..."
-    if septets(prefix + text) > USSD_MAX_SEPTETS:
+    if len(prefix) + gsm7_length(text) > USSD_MAX_SEPTETS:
         text = fit(text, USSD_MAX_SEPTETS - len(prefix))
     return prefix + text
 
