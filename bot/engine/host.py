@@ -37,6 +37,7 @@ from bot.engine.model import (
 )
 from bot.flows import HOME_TARGETS
 from core.booking import service as booking
+from core.booking.catalog import CatalogCache
 from core.booking.model import Appointment, Doctor, Slot, Specialty
 from core.clock import Clock
 from core.db.database import Sql, UnitOfWork
@@ -88,9 +89,15 @@ class BookingQueries:
     """The flows' read port, bound to one unit of work and one patient."""
 
     def __init__(
-        self, uow: UnitOfWork, config: HostConfig, now: datetime, conversation: Conversation
+        self,
+        uow: UnitOfWork,
+        config: HostConfig,
+        now: datetime,
+        conversation: Conversation,
+        catalog: CatalogCache,
     ) -> None:
         self._uow = uow
+        self._catalog = catalog
         self._config = config
         self._now = now
         self._conversation = conversation
@@ -101,13 +108,13 @@ class BookingQueries:
         return self._conversation.patient_id
 
     async def specialties(self) -> list[Specialty]:
-        return await booking.list_specialties(self._uow)
+        return await self._catalog.specialties(self._uow)
 
     async def doctors(self, specialty_id: int) -> list[Doctor]:
-        return await booking.list_doctors(self._uow, specialty_id=specialty_id)
+        return await self._catalog.doctors(self._uow, specialty_id=specialty_id)
 
     async def doctor(self, doctor_id: int) -> Doctor:
-        return await booking.get_doctor(self._uow, doctor_id=doctor_id)
+        return await self._catalog.doctor(self._uow, doctor_id=doctor_id)
 
     async def open_days(self, doctor_id: int) -> list[date]:
         return await booking.list_open_days(
@@ -308,6 +315,7 @@ class ConversationHost:
         self.clock = clock
         self.config = config
         self.engine = Engine(flows, HOME_TARGETS, config.inactivity_timeout)
+        self.catalog = CatalogCache()
         self.dispatcher = dispatcher
 
     def _context(self, uow: UnitOfWork, conversation: Conversation, now: datetime) -> StepContext:
@@ -317,7 +325,7 @@ class ConversationHost:
             now=now,
             zone=self.config.zone,
             patient_id=conversation.patient_id,
-            queries=BookingQueries(uow, self.config, now, conversation),
+            queries=BookingQueries(uow, self.config, now, conversation, self.catalog),
             commands=CommandExecutor(uow, conversation, self.config, now, self.dispatcher),
             settings={"change_cutoff_hours": self.config.change_cutoff.total_seconds() / 3600},
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from core.booking.model import Doctor, Specialty
 from core.db.database import Row, Sql, UnitOfWork
 from core.errors import NotFound
@@ -50,3 +54,50 @@ async def get_doctor(uow: UnitOfWork, *, doctor_id: int) -> Doctor:
     if row is None:
         raise NotFound(f"doctor {doctor_id} not found", doctor_id=doctor_id)
     return _doctor(row)
+
+
+class CatalogCache:
+    """Specialties and doctors for the patients' menus, kept for `ttl_seconds` per process.
+
+    Every walk through booking shows the same specialty list, doctor list and doctor, so each
+    is read from the database at most once per `ttl_seconds`. A change to the catalogue reaches
+    the menus within that time. Booking itself reads the doctor's row again and refuses a slot
+    of a doctor who is no longer active, so a stale menu cannot book one.
+    """
+
+    def __init__(
+        self, ttl_seconds: float = 30.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        if ttl_seconds < 0:
+            raise ValueError(f"catalogue cache time must not be negative, got {ttl_seconds}")
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._entries: dict[tuple[str, int], tuple[float, Any]] = {}
+
+    async def _cached(self, key: tuple[str, int], load: Callable[[], Awaitable[Any]]) -> Any:
+        now = self._monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = await load()
+        self._entries[key] = (now + self._ttl, value)
+        return value
+
+    async def specialties(self, uow: UnitOfWork) -> list[Specialty]:
+        value: list[Specialty] = await self._cached(
+            ("specialties", 0), lambda: list_specialties(uow)
+        )
+        return list(value)
+
+    async def doctors(self, uow: UnitOfWork, *, specialty_id: int) -> list[Doctor]:
+        value: list[Doctor] = await self._cached(
+            ("doctors", specialty_id), lambda: list_doctors(uow, specialty_id=specialty_id)
+        )
+        return list(value)
+
+    async def doctor(self, uow: UnitOfWork, *, doctor_id: int) -> Doctor:
+        """Return one doctor as `get_doctor` does; an unknown id is not cached."""
+        value: Doctor = await self._cached(
+            ("doctor", doctor_id), lambda: get_doctor(uow, doctor_id=doctor_id)
+        )
+        return value

@@ -105,7 +105,8 @@ def _ordered(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 def _adapt_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime passed to the database; use the clock's UTC values")
-    return _sqlite_utc_text(value.astimezone(UTC))
+    # The clock's values are already in UTC, and astimezone() would build a new object.
+    return _sqlite_utc_text(value if value.tzinfo is UTC else value.astimezone(UTC))
 
 
 def _adapt_date(value: date) -> str:

@@ -263,6 +263,20 @@ async def test_book_appointment_creates_booked_row(database, clock) -> None:
     assert row["reference"] == appointment.reference
 
 
+async def test_book_slot_of_inactive_doctor_refused(database, clock) -> None:
+    # The menus' catalogue cache may still list a doctor who was just deactivated; booking
+    # reads the doctor's row again.
+    doctor_id = await setup_kamau(database, clock.now())
+    [patient_id] = await add_patients(database, 1, clock.now())
+    slot_id = await slot_at(database, doctor_id, 1, 10)
+    async with database.unit_of_work() as uow:
+        await uow.execute(Sql("UPDATE doctors SET active = false WHERE id = :id"), id=doctor_id)
+    with pytest.raises(SlotUnavailable, match="no longer takes bookings"):
+        await book(database, clock, patient_id=patient_id, slot_id=slot_id)
+    async with database.unit_of_work() as uow:
+        assert await uow.scalar(COUNT_LIVE_FOR_SLOT, slot_id=slot_id) == 0
+
+
 async def test_book_taken_slot_offers_next_three(database, clock) -> None:
     doctor_id = await setup_kamau(database, clock.now())
     patient_ids = await add_patients(database, 3, clock.now())
