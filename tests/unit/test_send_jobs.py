@@ -39,15 +39,24 @@ class Outcome:
 
 @dataclass
 class RecordingSender:
-    """Returns the queued outcomes in turn, then accepts; records every call."""
+    """Returns the queued outcomes in turn, then accepts; records every call.
+
+    `outcomes` go to whichever call comes next, so use them only when one message is in flight.
+    With several in flight the worker threads call in any order, so script a message's outcomes
+    in `outcomes_by_text`, which take precedence over `outcomes`.
+    """
 
     outcomes: list[Outcome] = field(default_factory=list)
+    outcomes_by_text: dict[str, list[Outcome]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send_blocking(self, to: str, text: str) -> Outcome:
         with self.lock:
             self.calls.append((to, text))
+            own = self.outcomes_by_text.get(text)
+            if own:
+                return own.pop(0)
             if self.outcomes:
                 return self.outcomes.pop(0)
             return Outcome(True, provider_message_id=f"ATXid_test{len(self.calls):04d}")
@@ -324,12 +333,16 @@ async def test_abandoned_reply_holds_next(jobs: Jobs) -> None:
 
 
 async def test_notice_does_not_wait_for_reply(jobs: Jobs) -> None:
-    jobs.sender.outcomes.append(Outcome(False, retryable=True, error="HTTP 503"))
+    # Both rows go out at once on the two worker threads, so the 503 is tied to the reply's text.
+    jobs.sender.outcomes_by_text["body of test:reply:1"] = [
+        Outcome(False, retryable=True, error="HTTP 503")
+    ]
     reply = await write_reply(jobs, 1)
     booked = await jobs.write(key="test:booked", kind=MessageKind.BOOKED, priority=Priority.URGENT)
 
     await jobs.tick_and_wait()
 
+    assert sorted(sent_texts(jobs.sender)) == ["body of test:booked", "body of test:reply:1"]
     assert (await jobs.row(reply))["status"] == "queued"
     assert (await jobs.row(booked))["status"] == "sent"
 
