@@ -23,6 +23,7 @@ from bot.channels.telegram.updates import (
     Ignored,
     InvalidUpdate,
     SharedContact,
+    language_of,
     parse_update,
     read_event,
 )
@@ -122,7 +123,7 @@ def event_of(name: str):
 def test_start_command_opens_menu() -> None:
     event = event_of("telegram_update_start_command.json")
 
-    assert event == ChatMessage(7000000001, 7000000001, Input(InputKind.TEXT, HOME))
+    assert event == ChatMessage(7000000001, 7000000001, Input(InputKind.TEXT, HOME), "en")
 
 
 def test_text_message_is_text_input() -> None:
@@ -130,6 +131,7 @@ def test_text_message_is_text_input() -> None:
 
     assert isinstance(event, ChatMessage)
     assert event.input == Input(InputKind.TEXT, "Nataka kuona daktari kesho asubuhi")
+    assert event.language == "sw"
 
 
 def test_callback_query_is_press() -> None:
@@ -141,13 +143,33 @@ def test_callback_query_is_press() -> None:
         callback_query_id="4382000000000000001",
         data="slot:appt_0001:1030",
         message_id=102,
+        language="en",
     )
 
 
 def test_contact_is_shared_contact() -> None:
     event = event_of("telegram_update_contact_shared.json")
 
-    assert event == SharedContact(7000000001, 7000000001, "254700000001", 7000000001)
+    assert event == SharedContact(7000000001, 7000000001, "254700000001", 7000000001, "en")
+
+
+@pytest.mark.parametrize(
+    ("language_code", "language"),
+    [
+        ("sw", "sw"),
+        ("sw-KE", "sw"),
+        ("SW_tz", "sw"),
+        ("en", "en"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+        ("swa", "en"),
+        ("", "en"),
+        (None, "en"),
+        (7, "en"),
+    ],
+)
+def test_language_of_tag(language_code, language) -> None:
+    assert language_of(language_code) == language
 
 
 def test_edited_message_is_ignored() -> None:
