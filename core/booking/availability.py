@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from core.booking.model import Slot
@@ -100,7 +102,9 @@ async def list_open_days(
     row = await uow.one(_open_days_sql(horizon_days), doctor_id=doctor_id, **bounds)
     if row is None:  # no such doctor, or not active
         return []
-    return [today + timedelta(days=i) for i in range(horizon_days) if row[f"open_{i}"]]
+    # Column i is `open_i`; by position, because sqlite3.Row looks a name up column by column.
+    flags = cast(Sequence[Any], row)
+    return [today + timedelta(days=i) for i in range(horizon_days) if flags[i]]
 
 
 async def list_free_slots(
