@@ -157,6 +157,31 @@ async def test_dispatch_later_sends_at_once(jobs: Jobs) -> None:
     assert jobs.sender.calls == [(PHONE, "body of test:1")]
 
 
+async def test_dispatch_later_hands_over_a_batch(jobs: Jobs) -> None:
+    # Rows committed in one pass of the event loop go to the broker together; a row that is
+    # not due yet stays for the scheduler, and the others are not held back by it.
+    due_ids = [
+        await jobs.write(key=f"test:{n}", kind=MessageKind.BOOKED, priority=Priority.URGENT)
+        for n in range(5)
+    ]
+    later_id = await jobs.write(
+        key="test:later",
+        kind=MessageKind.BOOKED,
+        priority=Priority.URGENT,
+        not_before=jobs.clock.now() + timedelta(hours=1),
+    )
+    for message_id in [*due_ids[:2], later_id, *due_ids[2:]]:
+        jobs.system.dispatcher.dispatch_later(message_id)
+    await jobs.system.dispatcher.drain()
+    assert sorted(jobs.sender.calls) == [(PHONE, f"body of test:{n}") for n in range(5)]
+    assert (await jobs.row(later_id))["status"] == "queued"
+    # A second batch after the first one has gone works the same way.
+    next_id = await jobs.write(key="test:next", kind=MessageKind.BOOKED, priority=Priority.URGENT)
+    jobs.system.dispatcher.dispatch_later(next_id)
+    await jobs.system.dispatcher.drain()
+    assert jobs.sender.calls[-1] == (PHONE, "body of test:next")
+
+
 async def test_transient_error_retries_with_backoff(jobs: Jobs) -> None:
     jobs.sender.outcomes.append(Outcome(False, retryable=True, error="HTTP 503"))
     message_id = await jobs.write()
