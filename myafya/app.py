@@ -29,7 +29,7 @@ from core.notify.outbox import count_by_status
 from core.notify.statuses import TWILIO
 from jobs.system import JobsConfig, JobSystem
 from myafya.metrics import CONTENT_TYPE_LATEST, Metrics
-from myafya.settings import Settings
+from myafya.settings import SANDBOX_AT_WEBHOOK_SECRET, Settings
 from myafya.telegram_channel import (
     add_telegram_fake,
     add_telegram_routes,
@@ -184,11 +184,11 @@ def create_app(
         )
         app[USSD_WEBHOOK] = ussd
         app[SMS_DELIVERY_REPORTS] = AfricasTalkingDeliveryReports(
-            secret=settings.at_webhook_secret, clock=clock, database=database
+            secret=settings.at_webhook_path_secret, clock=clock, database=database
         )
         app[SMS_INBOUND] = AfricasTalkingInboundSms(
             host=host,
-            secret=settings.at_webhook_secret,
+            secret=settings.at_webhook_path_secret,
             allowed_networks=settings.at_networks,
             metrics=metrics,
         )
@@ -205,6 +205,13 @@ def create_app(
             dispatcher=dispatcher,
         )
         start_telegram(app, settings=settings, host=host, metrics=metrics, self_url=self_url)
+        if settings.sandbox_on and not settings.at_webhook_secret:
+            log.info(
+                "Africa's Talking inbound SMS URL with the sandbox placeholder secret: "
+                "%s/webhooks/africastalking/sms/%s",
+                settings.public_url,
+                SANDBOX_AT_WEBHOOK_SECRET,
+            )
         slot_keeper = asyncio.get_running_loop().create_task(
             keep_slots_ahead(database, clock, settings)
         )

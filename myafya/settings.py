@@ -25,6 +25,7 @@ TEST_VARIABLES = frozenset({"MYAFYA_REQUIRE_SERVICES", "MYAFYA_TEST_POSTGRES_URL
 # Placeholder credentials the sandbox fakes accept when no real ones are configured.
 SANDBOX_AT_USERNAME = "sandbox"
 SANDBOX_AT_API_KEY = "sandbox-api-key"
+SANDBOX_AT_WEBHOOK_SECRET = "sandbox-at-webhook-secret"  # noqa: S105  (a placeholder)
 SANDBOX_TELEGRAM_BOT_TOKEN = "8000000001:sandbox-telegram-bot-token"  # noqa: S105  (a placeholder)
 SANDBOX_TELEGRAM_WEBHOOK_SECRET = "sandbox-telegram-webhook-secret"  # noqa: S105  (a placeholder)
 SANDBOX_TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
@@ -267,6 +268,16 @@ class Settings(BaseSettings):
         if self.at_username and self.at_api_key:
             return self.at_username, self.at_api_key.get_secret_value()
         return SANDBOX_AT_USERNAME, SANDBOX_AT_API_KEY
+
+    @property
+    def at_webhook_path_secret(self) -> SecretStr | None:
+        """Return the secret path segment of the Africa's Talking SMS callbacks: the configured
+        one, the sandbox placeholder, or None outside the sandbox when none is set."""
+        if self.at_webhook_secret:
+            return self.at_webhook_secret
+        if self.sandbox_on:
+            return SecretStr(SANDBOX_AT_WEBHOOK_SECRET)
+        return None
 
     @property
     def telegram_credentials(self) -> tuple[str, str] | None:

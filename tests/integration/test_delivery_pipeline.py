@@ -16,6 +16,7 @@ from core.db.database import Sql
 from core.notify.optouts import is_opted_out, opt_in, opt_out
 from core.notify.outbox import DueMessage, enqueue_message
 from jobs.broker import enqueue_sends
+from myafya.settings import SANDBOX_AT_WEBHOOK_SECRET
 from tests.conftest import DEFAULT_NOW, PAYLOADS
 from tests.integration.conftest import RunningService, start_service
 from tests.integration.test_cli import run_cli
@@ -174,11 +175,29 @@ async def test_delivery_report_needs_secret(sqlite_url: str, clock, secret: str)
         await service.client.close()
 
 
-async def test_delivery_report_without_setting_is_rejected(sqlite_service) -> None:
+async def test_delivery_report_without_setting_is_rejected(sqlite_url: str, clock) -> None:
+    from core.db.migrate import upgrade_to_head
+
+    await asyncio.to_thread(upgrade_to_head, sqlite_url)
+    service = await start_service(sqlite_url, clock, sandbox=False)
+    try:
+        form = (PAYLOADS / "at_sms_delivery_report_success.form").read_text()
+        for secret in ("anything", SANDBOX_AT_WEBHOOK_SECRET):
+            response = await service.client.post(f"{DLR_PATH}/{secret}", data=dict(parse_qsl(form)))
+            assert response.status == 403, secret
+            assert "MYAFYA_AT_WEBHOOK_SECRET is not set" in await response.text()
+        assert await service.scalar("SELECT COUNT(*) FROM delivery_reports") == 0
+    finally:
+        await service.client.close()
+
+
+async def test_delivery_report_sandbox_placeholder_secret(sqlite_service) -> None:
     form = (PAYLOADS / "at_sms_delivery_report_success.form").read_text()
-    response = await sqlite_service.client.post(f"{DLR_PATH}/anything", data=dict(parse_qsl(form)))
-    assert response.status == 403
-    assert await sqlite_service.scalar("SELECT COUNT(*) FROM delivery_reports") == 0
+    response = await sqlite_service.client.post(
+        f"{DLR_PATH}/{SANDBOX_AT_WEBHOOK_SECRET}", data=dict(parse_qsl(form))
+    )
+    assert response.status == 200
+    assert await sqlite_service.scalar("SELECT COUNT(*) FROM delivery_reports") == 1
 
 
 async def test_sandbox_clock_advances(sqlite_service) -> None:

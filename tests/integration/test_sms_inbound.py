@@ -15,6 +15,7 @@ from core.clock import FrozenClock
 from core.db.migrate import upgrade_to_head
 from core.i18n import translate
 from core.notify.segments import count_segments
+from myafya.settings import SANDBOX_AT_WEBHOOK_SECRET
 from tests.integration.conftest import RunningService, start_service
 from tests.integration.sms_setup import (
     AT_SECRET,
@@ -92,12 +93,42 @@ async def test_wrong_secret_rejected(sms_service: RunningService) -> None:
     assert await written_rows(sms_service) == NOTHING_WRITTEN
 
 
-async def test_unset_secret_rejects_all(sqlite_service: RunningService) -> None:
+async def test_wrong_secret_reason_in_body(sms_sqlite: RunningService) -> None:
+    response = await sms_sqlite.client.post(
+        "/webhooks/africastalking/sms/wrong", data=inbound_payload()
+    )
+    body = await response.text()
+    assert response.status == 403
+    assert "is not MYAFYA_AT_WEBHOOK_SECRET" in body
+    assert AT_SECRET not in body
+
+
+async def test_live_unset_secret_rejects_all(sqlite_url: str, clock: FrozenClock) -> None:
+    await asyncio.to_thread(upgrade_to_head, sqlite_url)
+    service = await start_service(sqlite_url, clock, sandbox=False)
+    try:
+        for secret in (AT_SECRET, SANDBOX_AT_WEBHOOK_SECRET, "None", "null"):
+            response = await service.client.post(
+                f"/webhooks/africastalking/sms/{secret}", data=inbound_payload()
+            )
+            assert response.status == 403, secret
+            assert "MYAFYA_AT_WEBHOOK_SECRET is not set" in await response.text()
+        assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
+    finally:
+        await service.client.close()
+
+
+async def test_sandbox_placeholder_secret_accepted(sqlite_service: RunningService) -> None:
+    response = await sqlite_service.client.post(
+        f"/webhooks/africastalking/sms/{SANDBOX_AT_WEBHOOK_SECRET}", data=inbound_payload()
+    )
+    assert response.status == 200
+    assert await sqlite_service.scalar("SELECT COUNT(*) FROM inbound_messages") == 1
+
     response = await sqlite_service.client.post(
         f"/webhooks/africastalking/sms/{AT_SECRET}", data=inbound_payload()
     )
     assert response.status == 403
-    assert await sqlite_service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
 
 
 async def test_rejected_before_body_read(sms_sqlite: RunningService) -> None:
@@ -173,7 +204,11 @@ async def test_concurrent_duplicates_reply_once(sms_service: RunningService) -> 
 
 async def test_plain_path_rejected_without_networks(sms_sqlite: RunningService) -> None:
     response = await sms_sqlite.client.post("/webhooks/africastalking/sms", data=inbound_payload())
+    body = await response.text()
     assert response.status == 403
+    assert "MYAFYA_AT_ALLOWED_NETWORKS is empty" in body
+    assert "/webhooks/africastalking/sms/{MYAFYA_AT_WEBHOOK_SECRET}" in body
+    assert AT_SECRET not in body
     assert await written_rows(sms_sqlite) == NOTHING_WRITTEN
 
 

@@ -1,9 +1,10 @@
 """Africa's Talking SMS delivery reports: `POST /webhooks/africastalking/sms/delivery/{secret}`.
 
 AT signs nothing, so the callback URL carries a secret path segment that must equal
-`MYAFYA_AT_WEBHOOK_SECRET`. A request without it gets 403 and changes nothing. The form fields are
-`id` (the `messageId` of the send), `status`, `phoneNumber`, `networkCode`, `failureReason` (only
-for Rejected and Failed) and `retryCount`. Reports are deduplicated on (`id`, `status`), because AT
+`MYAFYA_AT_WEBHOOK_SECRET` (in the sandbox without it, the placeholder). A request without it
+gets 403, with the reason in the body, and changes nothing. The form fields are `id` (the
+`messageId` of the send), `status`, `phoneNumber`, `networkCode`, `failureReason` (only for
+Rejected and Failed) and `retryCount`. Reports are deduplicated on (`id`, `status`), because AT
 does not document whether it repeats them.
 """
 
@@ -38,9 +39,13 @@ class AfricasTalkingDeliveryReports:
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._authorised(request.match_info.get("secret", "")):
-            reason = "not configured" if not self._secret else "wrong secret"
+            # The body names the reason but never the secret.
+            if not self._secret:
+                reason = "MYAFYA_AT_WEBHOOK_SECRET is not set, so every request is rejected"
+            else:
+                reason = "the last path segment is not MYAFYA_AT_WEBHOOK_SECRET"
             log.warning("delivery report rejected: %s", reason)
-            return web.Response(status=403, text="forbidden")
+            return web.Response(status=403, text=f"forbidden: {reason}")
 
         form = await request.post()
         fields: dict[str, Any] = {}

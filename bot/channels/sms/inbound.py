@@ -2,12 +2,14 @@
 
 Africa's Talking signs nothing, so a request is accepted on one of two paths:
 - `POST /webhooks/africastalking/sms/{secret}`, when `{secret}` equals
-  `MYAFYA_AT_WEBHOOK_SECRET` (compared in constant time). This is the one to register.
+  `MYAFYA_AT_WEBHOOK_SECRET` (compared in constant time), or the sandbox placeholder when the
+  sandbox is on and the setting is unset. This is the one to register.
 - `POST /webhooks/africastalking/sms`, only from an address in `MYAFYA_AT_ALLOWED_NETWORKS`;
   with that setting empty, this path rejects every request.
-Anything else gets 403 before the body is read. The form fields are `from`, `to`, `text`, `date`
-(`2017-05-03T06:04:45Z` or `2017-05-03 06:04:45`, read as UTC), `id`, and the optional
-`linkId` and `networkCode`; other fields are ignored. Messages are deduplicated on `id`.
+Anything else gets 403 before the body is read, with the reason in the body. The form fields are
+`from`, `to`, `text`, `date` (`2017-05-03T06:04:45Z` or `2017-05-03 06:04:45`, read as UTC),
+`id`, and the optional `linkId` and `networkCode`; other fields are ignored. Messages are
+deduplicated on `id`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ LINK_ID: Final = re.compile(r"[A-Za-z0-9_\-.:]{1,100}")
 # documents no maximum.
 MAX_TEXT_LENGTH: Final = 1530
 DATE_FORMATS: Final = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S")
+# The URL to register, which the 403 of the plain path names. It contains no secret.
+SECRET_PATH_TEMPLATE: Final = "/webhooks/africastalking/sms/{MYAFYA_AT_WEBHOOK_SECRET}"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -137,23 +141,30 @@ class AfricasTalkingInboundSms:
     async def handle_with_secret(self, request: web.Request) -> web.Response:
         """Handle `POST /webhooks/africastalking/sms/{secret}`."""
         path_secret = request.match_info.get("secret", "").encode()
-        if not self._secret or not hmac.compare_digest(path_secret, self._secret):
-            reason = "MYAFYA_AT_WEBHOOK_SECRET is not set" if not self._secret else "wrong secret"
-            return self._forbidden(reason)
+        if not self._secret:
+            return self._forbidden(
+                "MYAFYA_AT_WEBHOOK_SECRET is not set, so every request is rejected"
+            )
+        if not hmac.compare_digest(path_secret, self._secret):
+            return self._forbidden("the last path segment is not MYAFYA_AT_WEBHOOK_SECRET")
         return await self._handle(request)
 
     async def handle_from_network(self, request: web.Request) -> web.Response:
         """Handle `POST /webhooks/africastalking/sms` from an allowed address."""
         if not self._allowed_networks:
-            return self._forbidden("MYAFYA_AT_ALLOWED_NETWORKS is empty")
+            return self._forbidden(
+                "MYAFYA_AT_ALLOWED_NETWORKS is empty, so this path accepts no client; post to "
+                f"{SECRET_PATH_TEMPLATE} instead"
+            )
         if not client_allowed(request.remote, self._allowed_networks):
-            return self._forbidden("client address not in MYAFYA_AT_ALLOWED_NETWORKS")
+            return self._forbidden("the client address is not in MYAFYA_AT_ALLOWED_NETWORKS")
         return await self._handle(request)
 
     def _forbidden(self, reason: str) -> web.Response:
+        """Reject a request with 403. The body names the reason but never the secret."""
         self._metrics.requests.labels(CHANNEL, "forbidden").inc()
         log.warning("inbound SMS rejected: %s", reason, extra={"channel": CHANNEL})
-        return _text_response("forbidden", status=403)
+        return _text_response(f"forbidden: {reason}", status=403)
 
     async def _handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
