@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -9,6 +10,12 @@ import phonenumbers
 from core.errors import InvalidPhoneNumber
 
 _CHANNEL_PREFIXES = ("whatsapp:", "tel:")
+
+# Any character outside a written phone number: digits, +, spaces, hyphens, dots, parentheses.
+# phonenumbers drops trailing text and reads letters as keypad digits, so without this check
+# "+254700000105x" would be read as +254700000105.
+_NOT_IN_NUMBER = re.compile(r"[^0-9+ ().-]")
+_DIGIT = re.compile(r"[0-9]")
 
 _PARSE_PROBLEMS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "the country code is unknown",
@@ -31,7 +38,8 @@ def normalize_phone(raw: str, region: str = "KE") -> str:
 
     Numbers without a country code are read as numbers of `region`. A `whatsapp:` or `tel:`
     prefix, as Twilio and URIs carry it, is dropped. Raises InvalidPhoneNumber for anything
-    that phonenumbers does not accept as a valid number.
+    that phonenumbers does not accept as a valid number, and for any character other than
+    digits, spaces and + - . ( ), such as a letter or trailing text.
     """
     value = raw.strip()
     lowered = value.lower()
@@ -41,6 +49,15 @@ def normalize_phone(raw: str, region: str = "KE") -> str:
             break
     if not value:
         raise InvalidPhoneNumber("the phone number is missing", value=raw)
+
+    # Text without a digit is left to phonenumbers, which reports "it is not a number".
+    stray_character = _NOT_IN_NUMBER.search(value)
+    if stray_character is not None and _DIGIT.search(value) is not None:
+        raise InvalidPhoneNumber(
+            f"{value} is not a valid phone number: it contains {stray_character.group()!r},"
+            " which is not part of a phone number",
+            value=raw,
+        )
 
     try:
         parsed = phonenumbers.parse(value, region)

@@ -156,6 +156,7 @@ async def test_missing_field_rejected(sms_sqlite: RunningService) -> None:
 INVALID_FIELDS = [
     ("from", "+2547"),
     ("from", "not a number"),
+    ("from", "+254700000132x"),
     ("date", "03/05/2017 06:04"),
     ("date", "2017-13-03 06:04:45"),
     ("id", ""),

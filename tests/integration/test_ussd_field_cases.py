@@ -254,6 +254,15 @@ async def test_unknown_choice_reprompts(service) -> None:
             "phoneNumber",
         ),
         (
+            {
+                "sessionId": "ATUid_x",
+                "serviceCode": "*384#",
+                "phoneNumber": "+254700000105x",
+                "text": "",
+            },
+            "phoneNumber",
+        ),
+        (
             {"sessionId": "bad id!", "serviceCode": "*384#", "phoneNumber": PHONE, "text": ""},
             "sessionId",
         ),

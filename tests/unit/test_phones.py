@@ -16,6 +16,7 @@ KENYAN_FORMS = [
     "whatsapp:+254700000105",
     "tel:+254-700-000-105",
     "  0700000105 ",
+    "0700.000.105",
 ]
 
 
@@ -45,6 +46,26 @@ def test_normalize_phone_too_short() -> None:
 def test_normalize_phone_rejects(raw: str, problem: str) -> None:
     with pytest.raises(InvalidPhoneNumber, match=problem):
         normalize_phone(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "character"),
+    [
+        ("+254700000105x", "x"),
+        ("0700 000 105 ext 5", "e"),
+        ("0700-MYAFYA", "M"),
+        ("+254 700 000 105;", ";"),
+        ("0700/000/105", "/"),
+        ("+254700000105#", "#"),
+        ("0700\t000 105", "\t"),
+        ("whatsapp:+254700000105abc", "a"),
+    ],
+)
+def test_normalize_phone_rejects_stray_characters(raw: str, character: str) -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone(raw)
+    assert f"it contains {character!r}, which is not part of a phone number" in str(caught.value)
+    assert caught.value.params["value"] == raw
 
 
 def test_normalize_phone_other_region() -> None:
