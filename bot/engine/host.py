@@ -6,6 +6,8 @@ the conversation in the same transaction, and hands outbound messages over only 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -507,6 +509,69 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
         await _enqueue_reply(host, uow, conversation, message, reply, now)
         after = f"{conversation.flow}.{conversation.state}"
         return MessageResult(reply, conversation.id, conversation.version, before, after)
+
+
+async def resend_current_screen(
+    host: ConversationHost,
+    message: InboundMessage,
+    notice: Text | None,
+    *,
+    live_screen: bool,
+) -> None:
+    """Queue the patient's current screen, after `notice`, as the reply to a stale press.
+
+    A finished or timed-out flow has no screen left to press, so the conversation goes home and
+    the home menu is sent with a new screen version. A live screen is sent again only when
+    `live_screen` is true. It is rendered afresh, without notices of earlier steps, when that
+    leaves its stored choices unchanged, and otherwise the stored reply is sent as it was.
+    Either way the live conversation is not saved, so the old screen's buttons stay stale.
+    """
+    for attempt in range(MAX_STALE_RETRIES):
+        try:
+            await _resend_current_screen_once(host, message, notice, live_screen)
+            return
+        except store.StaleConversation:
+            log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
+    raise store.StaleConversation("conversation kept changing; gave up")
+
+
+async def _resend_current_screen_once(
+    host: ConversationHost, message: InboundMessage, notice: Text | None, live_screen: bool
+) -> None:
+    now = host.clock.now()
+    engine = host.engine
+    limits = message.limits
+    async with host.database.unit_of_work() as uow:
+        existing = await store.load_existing(uow, phone=message.key)
+        if existing is None:
+            return
+        conversation, registered_patient_id = existing
+        if registered_patient_id is not None and conversation.patient_id is None:
+            conversation.patient_id = registered_patient_id
+        context = host._context(uow, conversation, now)
+        last = conversation.last_reply
+        if last is None or last.end or engine.is_expired(conversation, now):
+            engine.go_home(conversation)
+            conversation.expires_at = None
+            reply = await engine.render(conversation, context, limits, notice)
+            conversation.channel = message.channel
+            conversation.session_id = None
+            conversation.session_input = None
+            conversation.last_reply = reply
+            engine.touch(conversation, now)
+            await store.save(uow, conversation, now=now)
+        elif not live_screen:
+            return
+        else:
+            stored_data = json.loads(json.dumps(conversation.data))
+            reply = await engine.render(conversation, context, limits, notice)
+            if conversation.data != stored_data:
+                # The screen would now offer other choices than the stored ones that its
+                # buttons act on, so the stored reply goes out instead.
+                notice_text = translate(context.language, notice.id) if notice else ""
+                body = "\n".join(filter(None, [notice_text, last.body]))
+                reply = dataclasses.replace(last, body=body)
+        await _enqueue_reply(host, uow, conversation, message, reply, now)
 
 
 async def _next_reply(

@@ -153,6 +153,29 @@ async def test_stale_keyboard_press_does_nothing(sqlite_telegram) -> None:
     assert [answer["text"] for answer in answers] == [None, EXPIRED]
 
 
+async def test_stale_press_after_booking_sends_home(sqlite_telegram) -> None:
+    user = TelegramUser(sqlite_telegram, 7000000028)
+    home = await link_registered_patient(sqlite_telegram, user, "+254700000128")
+    confirm = await user.press(await walk_to_times(user, home), "1")
+    booked = await user.press(confirm, "1")
+    assert booked["text"].startswith("Booked!")
+
+    # Confirm again: the latest message has no buttons, so the home menu is sent with some.
+    status, _ = await post_update(
+        sqlite_telegram,
+        press_update(user.user_id, button_data(confirm, "1"), confirm["message_id"]),
+    )
+
+    assert status == 200
+    menu = await user.last_message()
+    assert "MyAfya menu" in menu["text"]
+    assert "1. Book a doctor" in button_labels(menu)
+    assert await sqlite_telegram.scalar("SELECT COUNT(*) FROM appointments") == 1
+    assert (await callback_answers(sqlite_telegram))[-1]["text"] == EXPIRED
+    services = await user.press(menu, "1")  # the new menu's buttons act
+    assert services["text"] == "Choose a service:"
+
+
 async def test_keyboard_from_before_linking_is_stale(sqlite_telegram) -> None:
     service = sqlite_telegram
     user = TelegramUser(service, 7000000025)

@@ -149,6 +149,63 @@ async def test_stale_press_gets_current_screen(service: RunningService) -> None:
     assert "choose a day" in (await newest_reply(service))["text"]
 
 
+async def book_by_presses(service: RunningService) -> dict[str, Any]:
+    """Book the first time of the first doctor by presses and return the confirm screen."""
+    await walk_to_doctors(service)
+    for _ in range(3):  # doctor, day, time
+        await press(service, await newest_reply(service), 0)
+    confirm = await newest_reply(service)
+    assert confirm["text"].startswith("Confirm appointment")
+    await press(service, confirm, 0)
+    assert (await newest_reply(service))["text"].startswith("Booked!")
+    return confirm
+
+
+async def test_stale_confirm_after_booking_gets_home(service: RunningService) -> None:
+    confirm = await book_by_presses(service)
+
+    await press(service, confirm, 0)  # Confirm again, on the finished flow's old screen
+
+    notice = await newest_reply(service)
+    assert notice["text"].startswith("That menu is out of date, so nothing was changed.")
+    assert "MyAfya menu:" in notice["text"]
+    assert "interactive" in notice
+    assert await service.scalar("SELECT COUNT(*) FROM appointments") == 1
+    first_id = (notice["interactive"].get("items") or notice["interactive"]["buttons"])[0]["id"]
+    assert first_id.split(":")[1] == str(await version(service))
+
+    await press(service, notice, 0)  # the home menu's buttons act: Book a doctor
+
+    assert "Choose a service" in (await newest_reply(service))["text"]
+
+
+async def test_stale_press_after_timeout_drops_notices(service: RunningService) -> None:
+    home = await walk_to_doctors(service)
+    await say(service, "banana")
+    assert "Please choose a number from the list." in (await newest_reply(service))["text"]
+    await service.advance(11 * 60)  # past the 10-minute inactivity timeout
+
+    await press(service, home, 1)
+
+    notice = await newest_reply(service)
+    assert notice["text"].startswith("That menu is out of date, so nothing was changed.")
+    assert "MyAfya menu:" in notice["text"]
+    assert "Please choose a number" not in notice["text"]
+    assert "Choose a doctor" not in notice["text"]
+
+
+async def test_stale_press_drops_old_notices(service: RunningService) -> None:
+    home = await walk_to_doctors(service)
+    await say(service, "banana")
+
+    await press(service, home, 1)
+
+    notice = await newest_reply(service)
+    assert notice["text"].startswith("That menu is out of date, so nothing was changed.")
+    assert "Choose a doctor" in notice["text"]
+    assert "Please choose a number" not in notice["text"]
+
+
 async def test_stale_press_redelivered_answers_once(service: RunningService) -> None:
     home = await walk_to_doctors(service)
     form = press_form(home, 1)

@@ -31,7 +31,12 @@ from bot.channels.telegram.updates import (
     parse_update,
     read_event,
 )
-from bot.engine.host import RECORD_INBOUND, ConversationHost, handle_message
+from bot.engine.host import (
+    RECORD_INBOUND,
+    ConversationHost,
+    handle_message,
+    resend_current_screen,
+)
 from bot.engine.model import InboundMessage, Input, InputKind, MessageResult
 from core.db.database import Sql, UnitOfWork
 from core.errors import InvalidPhoneNumber
@@ -150,7 +155,19 @@ class TelegramWebhook:
         language: str,
     ) -> MessageResult:
         """Apply one input; `language` is for a conversation this input creates."""
-        message = InboundMessage(
+        message = self._message(update_id, key, chat_id, received, version, language)
+        return await handle_message(self._host, message)
+
+    def _message(
+        self,
+        update_id: str,
+        key: str,
+        chat_id: int,
+        received: Input,
+        version: int | None,
+        language: str,
+    ) -> InboundMessage:
+        return InboundMessage(
             channel=CHANNEL,
             provider=PROVIDER,
             provider_message_id=update_id,
@@ -162,7 +179,6 @@ class TelegramWebhook:
             screen_version=version,
             initial_language=language,
         )
-        return await handle_message(self._host, message)
 
     async def _record_user(self, user_id: int, chat_id: int) -> str:
         async with self._host.database.unit_of_work() as uow:
@@ -222,6 +238,18 @@ class TelegramWebhook:
                 event.language,
             )
             stale = result.stale_screen
+            if stale:
+                # After a finished or timed-out flow the latest message has no buttons to use,
+                # so the home menu is sent. A live screen's latest message already has them.
+                message = self._message(
+                    update_id,
+                    press.key,
+                    event.chat_id,
+                    Input.of_text(press.input_key),
+                    press.screen_version,
+                    event.language,
+                )
+                await resend_current_screen(self._host, message, None, live_screen=False)
             outcome = _outcome(result)
             details = _result_details(result)
 
