@@ -191,6 +191,17 @@ async def test_delivery_report_without_setting_is_rejected(sqlite_url: str, cloc
         await service.client.close()
 
 
+async def test_delivery_report_non_form_rejected(sqlite_service) -> None:
+    response = await sqlite_service.client.post(
+        f"{DLR_PATH}/{SANDBOX_AT_WEBHOOK_SECRET}",
+        data=b'{"id": "ATXid_1", "status": "Success"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 415
+    assert "must be application/x-www-form-urlencoded" in await response.text()
+    assert await sqlite_service.scalar("SELECT COUNT(*) FROM delivery_reports") == 0
+
+
 async def test_delivery_report_sandbox_placeholder_secret(sqlite_service) -> None:
     form = (PAYLOADS / "at_sms_delivery_report_success.form").read_text()
     response = await sqlite_service.client.post(

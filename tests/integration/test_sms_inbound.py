@@ -141,6 +141,20 @@ async def test_rejected_before_body_read(sms_sqlite: RunningService) -> None:
     assert response.status == 403
 
 
+async def test_non_form_body_rejected(sms_sqlite: RunningService) -> None:
+    bodies = [
+        ("application/json", '{"from": "+254700000132", "text": "BOOK"}'),
+        ("text/plain", "from=%2B254700000132&text=BOOK"),
+    ]
+    for content_type, body in bodies:
+        response = await sms_sqlite.client.post(
+            INBOUND_PATH, data=body.encode(), headers={"Content-Type": content_type}
+        )
+        assert response.status == 415, content_type
+        assert "must be application/x-www-form-urlencoded" in await response.text()
+    assert await written_rows(sms_sqlite) == NOTHING_WRITTEN
+
+
 async def test_missing_field_rejected(sms_sqlite: RunningService) -> None:
     for field in REQUIRED_FIELDS:
         form = inbound_payload()

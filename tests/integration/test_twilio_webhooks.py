@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -13,6 +14,7 @@ from core.clock import FrozenClock
 from tests.conftest import PAYLOADS
 from tests.integration.conftest import RunningService, start_service
 from tests.integration.twilio_support import (
+    PUBLIC_URL,
     SMS_PATH,
     STATUS_PATH,
     WHATSAPP_PATH,
@@ -133,6 +135,38 @@ async def test_unsigned_request_rejected(service: RunningService) -> None:
 
     assert response.status == 403
     assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        (WHATSAPP_PATH, "twilio_whatsapp_inbound_text.form"),
+        (SMS_PATH, "twilio_sms_inbound.form"),
+        (STATUS_PATH, "twilio_status_callback_delivered.form"),
+    ],
+)
+async def test_signed_non_form_body_rejected(
+    service: RunningService, path: str, payload: str
+) -> None:
+    fields = payload_form(payload)
+    response = await service.client.post(
+        path,
+        data=urlencode(fields).encode(),
+        headers={
+            "Content-Type": "text/plain",
+            "X-Twilio-Signature": sign(PUBLIC_URL + path, fields),
+        },
+    )
+
+    assert response.status == 415
+    assert "must be application/x-www-form-urlencoded" in await response.text()
+    nothing = {
+        "inbound_messages": 0,
+        "delivery_reports": 0,
+        "conversations": 0,
+        "outbox_messages": 0,
+    }
+    assert await counts(service) == nothing
 
 
 async def test_business_scoped_sender_ignored(service: RunningService) -> None:

@@ -138,3 +138,23 @@ async def test_readyz_reports_unreachable_database(sqlite_service) -> None:
     await sqlite_service.services.database.close()
     response = await sqlite_service.client.get("/readyz")
     assert response.status == 503
+
+
+NOT_FORM_BODIES = [
+    ("application/json", '{"sessionId": "ATUid_json", "phoneNumber": "+254700000102"}'),
+    ("text/plain", "sessionId=ATUid_text&phoneNumber=%2B254700000102&text="),
+    ("", "sessionId=ATUid_none&phoneNumber=%2B254700000102&text="),
+]
+
+
+@pytest.mark.parametrize(
+    "path", ["/webhooks/africastalking/ussd", "/webhooks/africastalking/ussd/events"]
+)
+@pytest.mark.parametrize(("content_type", "body"), NOT_FORM_BODIES)
+async def test_non_form_body_rejected(sqlite_service, path, content_type, body) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await sqlite_service.client.post(path, data=body.encode(), headers=headers)
+    assert response.status == 415
+    assert "must be application/x-www-form-urlencoded" in await response.text()
+    assert await sqlite_service.scalar("SELECT COUNT(*) FROM conversations") == 0
+    assert await sqlite_service.scalar("SELECT COUNT(*) FROM ussd_session_events") == 0

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.channels.forms import unsupported_form_body
 from core.clock import Clock
 from core.notify.delivery import record_delivery_report
 from core.notify.statuses import AFRICASTALKING
@@ -46,6 +47,11 @@ class AfricasTalkingDeliveryReports:
                 reason = "the last path segment is not MYAFYA_AT_WEBHOOK_SECRET"
             log.warning("delivery report rejected: %s", reason)
             return web.Response(status=403, text=f"forbidden: {reason}")
+        if (rejection := unsupported_form_body(request)) is not None:
+            log.info(
+                "delivery report rejected: content type %r is not a form", request.content_type
+            )
+            return rejection
 
         form = await request.post()
         fields: dict[str, Any] = {}

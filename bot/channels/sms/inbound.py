@@ -27,6 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.channels.forms import unsupported_form_body
 from bot.channels.sms.rendering import SMS_LIMITS
 from bot.channels.sms.two_way import handle_sms
 from bot.channels.ussd.parsing import InvalidRequest
@@ -168,6 +169,14 @@ class AfricasTalkingInboundSms:
 
     async def _handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
+        if (rejection := unsupported_form_body(request)) is not None:
+            self._observe("bad_request", started)
+            log.info(
+                "inbound SMS rejected: content type %r is not a form",
+                request.content_type,
+                extra={"channel": CHANNEL},
+            )
+            return rejection
         form = await request.post()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         try:

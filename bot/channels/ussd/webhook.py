@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.channels.forms import unsupported_form_body
 from bot.channels.ussd.parsing import InvalidRequest, parse_session_end, parse_ussd_request
 from bot.engine.gsm7 import fit, gsm7_length, to_gsm7
 from bot.engine.host import ConversationHost, TooManyAnswers
@@ -93,9 +94,22 @@ class UssdWebhook:
         log.warning("ussd request from an address not in MYAFYA_AT_ALLOWED_NETWORKS rejected")
         return _text_response("forbidden: client address not allowed", status=403)
 
+    def _not_a_form(self, request: web.Request, endpoint: str) -> web.Response | None:
+        rejection = unsupported_form_body(request)
+        if rejection is not None:
+            self.metrics.requests.labels(endpoint, "bad_request").inc()
+            log.info(
+                "ussd request rejected: content type %r is not a form",
+                request.content_type,
+                extra={"channel": "ussd"},
+            )
+        return rejection
+
     async def handle_step(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         if (rejection := self._forbidden(request, "ussd")) is not None:
+            return rejection
+        if (rejection := self._not_a_form(request, "ussd")) is not None:
             return rejection
         form = await request.post()
         fields = {key: str(value) for key, value in form.items()}
@@ -152,6 +166,8 @@ class UssdWebhook:
 
     async def handle_session_end(self, request: web.Request) -> web.Response:
         if (rejection := self._forbidden(request, "ussd_events")) is not None:
+            return rejection
+        if (rejection := self._not_a_form(request, "ussd_events")) is not None:
             return rejection
         form = await request.post()
         fields = {key: str(value) for key, value in form.items()}

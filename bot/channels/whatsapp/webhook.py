@@ -26,6 +26,7 @@ from typing import Any, Final
 from aiohttp import web
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.forms import unsupported_form_body
 from bot.channels.sms.rendering import SMS_LIMITS
 from bot.channels.sms.two_way import SmsResult, handle_sms
 from bot.channels.whatsapp.parsing import InvalidField, parse_inbound, parse_status
@@ -109,6 +110,17 @@ class TwilioWebhooks:
             form.setdefault(name, value)
         return form
 
+    def _not_a_form(self, request: web.Request, endpoint: str) -> web.Response | None:
+        rejection = unsupported_form_body(request)
+        if rejection is not None:
+            self._metrics.requests.labels(endpoint, "bad_request").inc()
+            log.info(
+                "Twilio webhook rejected: content type %r is not a form",
+                request.content_type,
+                extra={"endpoint": endpoint},
+            )
+        return rejection
+
     async def _inbound(
         self,
         request: web.Request,
@@ -122,6 +134,8 @@ class TwilioWebhooks:
             form = await self._authenticated_form(request, endpoint)
         except InvalidSignature:
             return _text_response("forbidden: invalid X-Twilio-Signature", 403)
+        if (rejection := self._not_a_form(request, endpoint)) is not None:
+            return rejection
         try:
             parsed = parse_inbound(form, whatsapp=channel == "whatsapp")
         except InvalidField as exc:
@@ -187,6 +201,8 @@ class TwilioWebhooks:
             form = await self._authenticated_form(request, endpoint)
         except InvalidSignature:
             return _text_response("forbidden: invalid X-Twilio-Signature", 403)
+        if (rejection := self._not_a_form(request, endpoint)) is not None:
+            return rejection
         try:
             status = parse_status(form)
         except InvalidField as exc:
