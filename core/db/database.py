@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -205,6 +206,44 @@ class _SqliteUnit:
         self.callbacks.append(callback)
 
 
+class _SqliteTransaction:
+    """One unit of work: the lock, BEGIN IMMEDIATE, then COMMIT (or ROLLBACK on an error),
+    then the after-commit callbacks. A class rather than a generator-based context manager,
+    because every request opens at least one."""
+
+    __slots__ = ("_connection", "_lock", "_unit")
+
+    def __init__(self, connection: sqlite3.Connection, lock: asyncio.Lock) -> None:
+        self._connection = connection
+        self._lock = lock
+        self._unit: _SqliteUnit | None = None
+
+    async def __aenter__(self) -> _SqliteUnit:
+        await self._lock.acquire()
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        self._unit = _SqliteUnit(self._connection)
+        return self._unit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._unit is not None
+        try:
+            self._connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self._lock.release()
+        if exc_type is None:
+            for callback in self._unit.callbacks:
+                await callback()
+
+
 class SqliteDatabase:
     """One stdlib sqlite3 connection in WAL mode, used from the event loop's thread.
 
@@ -233,19 +272,8 @@ class SqliteDatabase:
         self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[_SqliteUnit]:
-        async with self._lock:
-            unit = _SqliteUnit(self._connection)
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield unit
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
-        for callback in unit.callbacks:
-            await callback()
+    def unit_of_work(self) -> _SqliteTransaction:
+        return _SqliteTransaction(self._connection, self._lock)
 
     async def ping(self) -> None:
         self._connection.execute("SELECT 1").fetchone()

@@ -143,17 +143,18 @@ class UssdWebhook:
         else:
             outcome = "continue"
         elapsed_ms = self._observe(outcome, started)
-        log.info(
-            "ussd step",
-            extra={
-                "channel": "ussd",
-                "conversation_id": result.conversation_id,
-                "state_from": result.state_before,
-                "state_to": result.state_after,
-                "outcome": outcome,
-                "elapsed_ms": round(elapsed_ms, 2),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "ussd step",
+                extra={
+                    "channel": "ussd",
+                    "conversation_id": result.conversation_id,
+                    "state_from": result.state_before,
+                    "state_to": result.state_after,
+                    "outcome": outcome,
+                    "elapsed_ms": round(elapsed_ms, 2),
+                },
+            )
         return _text_response(body)
 
     async def _apology_for(self, phone: str) -> str:
