@@ -11,6 +11,7 @@ import pytest
 
 from bot.engine.gsm7 import is_gsm7, septets
 from core.db.database import Sql
+from core.i18n import translate
 from tests.conftest import PAYLOADS
 from tests.integration.conftest import start_service
 from tests.integration.ussd_screens import first_option, number_of, options
@@ -227,14 +228,14 @@ async def test_empty_answer_reprompts(service) -> None:
     )
     response = await service.client.post("/webhooks/africastalking/ussd", data=form)
     screen = await response.text()
-    assert screen.startswith("CON Please choose a number from the list.")
+    assert screen.startswith("CON " + translate("en", "input.invalid_choice"))
     assert "Choose a service" in screen
 
 
 async def test_unknown_choice_reprompts(service) -> None:
     await service.register(PHONE)
     _, screen = await service.ussd("ATUid_bad", PHONE, "7")
-    assert screen.startswith("CON Please choose a number from the list.\nMyAfya menu:")
+    assert screen.startswith("CON " + translate("en", "input.invalid_choice") + "\nMyAfya menu:")
 
 
 @pytest.mark.parametrize(
@@ -354,7 +355,7 @@ async def test_reprompt_keeps_page_numbers(service) -> None:
     _, page_two = await service.ussd("ATUid_pg", PHONE, prefix + "*98")
     numbers = {n for n in options(page_two).values() if n not in ("0", "00", "98")}
     _, again = await service.ussd("ATUid_pg", PHONE, prefix + "*98*77")
-    assert again.startswith("CON Please choose a number from the list.")
+    assert again.startswith("CON " + translate("en", "input.invalid_choice"))
     assert {n for n in options(again).values() if n not in ("0", "00", "98")} == numbers
     _, back = await service.ussd("ATUid_pg", PHONE, prefix + "*98*77*0")
     assert "1" in options(back).values()  # back a page, not back a screen
