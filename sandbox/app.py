@@ -60,6 +60,10 @@ MAX_CLOCK_ADVANCE_SECONDS = 366 * 24 * 3600
 _FieldType = TypeVar("_FieldType")
 
 
+# The Twilio fake of an app that has one, so a caller can wait for its status callbacks.
+TWILIO_FAKE = web.AppKey("sandbox_twilio_fake", TwilioMessagesFake)
+
+
 class AdvanceableClock(Protocol):
     def now(self) -> Any: ...
 
@@ -114,6 +118,7 @@ def add_sandbox_routes(
             await twilio_fake.close()
 
         app.on_cleanup.append(close_twilio_fake)
+        app[TWILIO_FAKE] = twilio_fake
     control = _SandboxControl(store, twilio_fake)
 
     app.router.add_post("/sandbox/africastalking/version1/messaging", sms_fake.handle_send)

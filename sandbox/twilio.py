@@ -304,6 +304,11 @@ class TwilioMessagesFake:
             if response.status != 200:
                 log.warning("Sandbox Twilio status callback got HTTP %d", response.status)
 
+    async def settle(self) -> None:
+        """Wait until every status callback started so far has been posted or has failed."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel pending status callbacks and close the HTTP session."""
         for task in list(self._tasks):

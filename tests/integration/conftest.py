@@ -19,6 +19,7 @@ from core.identity.patients import get_or_create_patient, register_patient
 from jobs.broker import QUEUE_NAME
 from myafya.app import SERVICES, Services, create_app
 from myafya.settings import Settings
+from sandbox.app import TWILIO_FAKE
 from sandbox.store import SandboxStore
 from tests.conftest import service_unavailable
 
@@ -95,6 +96,22 @@ class RunningService:
         await self.drain()
         return body
 
+    async def close(self) -> None:
+        """Stop the app once nothing is sending to it or to its sandbox fakes.
+
+        The worker threads and the Twilio fake's status callbacks connect to this server. A
+        connection accepted just as the server stops stays open (aiohttp 3.14 closes only the
+        connections it already tracks), and its transport's ResourceWarning then fails whichever
+        test the garbage collector happens to run in.
+        """
+        await self.drain()
+        twilio_fake = self.client.app.get(TWILIO_FAKE) if self.client.app else None
+        if twilio_fake is not None:
+            await twilio_fake.settle()
+            await self.drain()  # a failed status callback can queue a fallback send
+            await twilio_fake.settle()
+        await self.client.close()
+
     async def stop(self) -> None:
         if self.worker is not None:
             await asyncio.to_thread(self.worker.stop)
@@ -148,9 +165,7 @@ async def start_service(
 async def service(database_url: str, clock: FrozenClock) -> AsyncIterator[RunningService]:
     running = await start_service(database_url, clock)
     yield running
-    # Sends still in flight when the server stops leave its connections open.
-    await running.drain()
-    await running.client.close()
+    await running.close()
 
 
 @pytest.fixture
@@ -163,8 +178,7 @@ async def sqlite_service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[R
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
     running = await start_service(sqlite_url, clock)
     yield running
-    await running.drain()
-    await running.client.close()
+    await running.close()
 
 
 @pytest.fixture

@@ -31,8 +31,7 @@ def next_sid() -> str:
 async def service(database_url: str, clock: Any) -> AsyncIterator[RunningService]:
     running = await start_service(database_url, clock, **twilio_settings())
     yield running
-    await running.drain()
-    await running.client.close()
+    await running.close()
 
 
 async def newest_reply(service: RunningService) -> dict[str, Any]:

@@ -24,7 +24,7 @@ PHONE = "+254700000131"
 async def service(database_url: str, clock: FrozenClock) -> AsyncIterator[RunningService]:
     running = await start_service(database_url, clock, seed=False, **twilio_settings())
     yield running
-    await running.client.close()
+    await running.close()
 
 
 def sender(service: RunningService, token: str = AUTH_TOKEN) -> TwilioSender:

@@ -31,7 +31,7 @@ def next_sid() -> str:
 async def service(database_url: str, clock: Any) -> AsyncIterator[RunningService]:
     running = await start_service(database_url, clock, **twilio_settings())
     yield running
-    await running.client.close()
+    await running.close()
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def sqlite_service(sqlite_url: str, clock: Any) -> AsyncIterator[RunningSe
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
     running = await start_service(sqlite_url, clock, **twilio_settings())
     yield running
-    await running.client.close()
+    await running.close()
 
 
 async def say(service: RunningService, text: str | None, sid: str | None = None, **extra: str):

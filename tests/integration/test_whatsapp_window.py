@@ -45,8 +45,7 @@ async def service(sqlite_url: str) -> AsyncIterator[RunningService]:
     running = await start_service(sqlite_url, FrozenClock(LAST_INBOUND), **twilio_settings())
     await running.register(PHONE)
     yield running
-    await running.drain()
-    await running.client.close()
+    await running.close()
 
 
 async def patient_writes(service: RunningService, sid: str, text: str = "hi") -> None:
