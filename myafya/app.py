@@ -276,6 +276,7 @@ def create_app(
             else frozenset(),
             claim_due_work=lambda: claim_due_work(app),
             twilio_account=settings.twilio_credentials,
+            twilio_templates=settings.whatsapp_templates.values(),
             self_url=self_url,
         )
         add_telegram_fake(app, settings=settings, store=store, clock=clock)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
@@ -80,13 +80,15 @@ def add_sandbox_routes(
     at_sender_ids: frozenset[str],
     claim_due_work: Callable[[], Awaitable[int]] | None = None,
     twilio_account: tuple[str, str] | None = None,
+    twilio_templates: Iterable[str] = (),
     self_url: str | None = None,
 ) -> None:
     """Register the fakes and the sandbox control endpoints on `app`.
 
     `claim_due_work` runs after each clock advance and returns how many jobs it queued.
     `twilio_account` (account SID, auth token) enables the Twilio fake, which posts its status
-    callbacks to `self_url`, this server's own address.
+    callbacks to `self_url`, this server's own address, and accepts sends of the approved
+    template SIDs in `twilio_templates`.
     """
     sms_fake = AfricasTalkingSmsFake(
         store=store,
@@ -103,6 +105,7 @@ def add_sandbox_routes(
             account_sid=twilio_account[0],
             auth_token=twilio_account[1],
             callback_base_url=self_url,
+            templates=twilio_templates,
         )
         app.router.add_post(
             "/sandbox/twilio/2010-04-01/Accounts/{account_sid}/Messages.json",

@@ -5,8 +5,9 @@ checks HTTP Basic authentication (account SID and auth token), takes `Body` or `
 with `ContentVariables`, responds with 201 in the shape of Twilio's message resource, and records
 each accepted message in the `SandboxStore` (channel "whatsapp" or "sms"). A `ContentSid` of a
 resource made through the Content API fake (`sandbox.twilio_content`, reached as `self.contents`)
-is recorded as the text and the buttons or list items WhatsApp would show. Errors use Twilio's
-JSON error body and codes, which the SDK turns into `TwilioRestException.code`.
+is recorded as the text and the buttons or list items WhatsApp would show, and one of the
+configured templates as its SID and variables. Any other `ContentSid` gets error 21655. Errors
+use Twilio's JSON error body and codes, which the SDK turns into `TwilioRestException.code`.
 
 After accepting a message with a `StatusCallback`, it posts the status callbacks `sent` and
 then `delivered`, signed with the auth token like Twilio's, to this server's own address, never
@@ -26,6 +27,7 @@ import logging
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Any, Final
@@ -83,14 +85,19 @@ class TwilioMessagesFake:
         account_sid: str,
         auth_token: str,
         callback_base_url: str | None,
+        templates: Iterable[str] = (),
     ) -> None:
-        """`callback_base_url` is this server's own address; None sends no status callbacks."""
+        """`callback_base_url` is this server's own address; None sends no status callbacks.
+        `templates` are the Content SIDs of the account's approved WhatsApp templates, which
+        the fake accepts without a definition. It rejects any other SID that its Content API
+        fake did not create."""
         if not account_sid or not auth_token:
             raise ValueError("the Twilio fake needs an account SID and an auth token")
         self._store = store
         self._clock = clock
         self._account_sid = account_sid
         self._auth_token = auth_token
+        self._templates = frozenset(templates)
         self._validator = RequestValidator(auth_token)
         self._callback_base_url = callback_base_url.rstrip("/") if callback_base_url else None
         self._lock = threading.Lock()
@@ -189,9 +196,14 @@ class TwilioMessagesFake:
                 text = rendered.text
                 if rendered.interactive is not None:
                     interactive = {"content_sid": content_sid, **rendered.interactive}
-            else:
+            elif content_sid in self._templates:
                 # An approved template configured by SID, which the fake has no definition of.
                 text = f"[template {content_sid}] {json.dumps(parsed, ensure_ascii=False)}"
+            else:
+                # Twilio's error for a resource that was deleted or never existed, which here
+                # includes every resource created before the fake last started.
+                log.info("Sandbox Twilio send rejected: unknown ContentSid %s", content_sid)
+                return _error(400, 21655, "The ContentSid is Invalid.")
         elif not text:
             return _error(400, 21619, "A text message Body or Media URL must be specified.")
         elif len(text) > MAX_BODY_CHARACTERS:

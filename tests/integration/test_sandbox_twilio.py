@@ -34,7 +34,11 @@ async def service(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[RunningS
     from core.db.migrate import upgrade_to_head
 
     await asyncio.to_thread(upgrade_to_head, sqlite_url)
-    running = await start_service(sqlite_url, clock, seed=False, **twilio_settings())
+    # The captured template's SID is configured, so the fake takes it as an approved template.
+    templates = f"reminder={TEMPLATE_REMINDER},cancelled={TEMPLATE_REQUEST['ContentSid']}"
+    running = await start_service(
+        sqlite_url, clock, seed=False, **twilio_settings(twilio_template_sids=templates)
+    )
     yield running
     await running.client.close()
 

@@ -1,5 +1,6 @@
 """The Content API fake driven by the real twilio SDK, and the sender's interactive replies:
-created once per shape, stored in the database, numbered text when the Content API fails."""
+created once per shape, stored in the database, created again after Twilio rejects its SID,
+numbered text when the Content API fails."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.whatsapp.contents import DatabaseContentStore
 from bot.channels.whatsapp.sender import TwilioSender
@@ -15,7 +17,16 @@ from bot.engine.model import Option, Reply
 from core.clock import FrozenClock
 from core.notify.outbox import MessageStatus, OutboundMessage
 from tests.integration.conftest import RunningService, start_service
-from tests.integration.twilio_support import ACCOUNT_SID, AUTH_TOKEN, WHATSAPP_FROM, twilio_settings
+from tests.integration.twilio_support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    WHATSAPP_FROM,
+    WHATSAPP_PATH,
+    post_signed,
+    twilio_settings,
+    whatsapp_form,
+    whatsapp_messages,
+)
 
 PHONE = "+254700000131"
 
@@ -172,3 +183,97 @@ async def test_window_error_not_retried_as_text(service: RunningService) -> None
     assert not result.accepted
     assert result.provider_status == "63016"
     assert await accepted(service) == []
+
+
+async def test_unknown_content_sid_rejected(service: RunningService) -> None:
+    client = sender(service)._client
+    unknown = "HX" + "ab" * 16
+
+    with pytest.raises(TwilioRestException) as raised:
+        await asyncio.to_thread(
+            client.messages.create,
+            to=f"whatsapp:{PHONE}",
+            from_=WHATSAPP_FROM,
+            content_sid=unknown,
+            content_variables="{}",
+        )
+
+    assert raised.value.status == 400
+    assert raised.value.code == 21655
+    assert await accepted(service) == []
+
+
+async def restart(service: RunningService, database_url: str, clock: FrozenClock) -> RunningService:
+    """Stop `service` and start it again on the same database: the fakes start empty."""
+    await service.close()
+    return await start_service(database_url, clock, seed=False, **twilio_settings())
+
+
+MENU = Reply(body="MyAfya menu", options=(Option("1", "Book"), Option("2", "Help")))
+
+
+async def test_resource_created_again_after_restart(
+    service: RunningService, database_url: str, clock: FrozenClock
+) -> None:
+    await asyncio.to_thread(sender(service).send_message_blocking, reply_row(MENU, 1))
+    old_sid = await service.scalar("SELECT content_sid FROM whatsapp_contents")
+    restarted = await restart(service, database_url, clock)
+    try:
+        result = await asyncio.to_thread(
+            sender(restarted).send_message_blocking, reply_row(MENU, 2)
+        )
+
+        assert result.accepted
+        (message,) = await accepted(restarted)
+        assert message["interactive"]["type"] == "twilio/quick-reply"
+        new_sid = message["interactive"]["content_sid"]
+        assert new_sid != old_sid
+        assert await restarted.scalar("SELECT content_sid FROM whatsapp_contents") == new_sid
+    finally:
+        await restarted.close()
+
+
+async def test_failed_recreation_sends_text(
+    service: RunningService, database_url: str, clock: FrozenClock
+) -> None:
+    await asyncio.to_thread(sender(service).send_message_blocking, reply_row(MENU, 1))
+    restarted = await restart(service, database_url, clock)
+    try:
+        response = await restarted.client.post(
+            "/sandbox/faults", json={"service": "twilio.content", "http_status": 500, "count": 1}
+        )
+        assert response.status == 204, await response.text()
+
+        result = await asyncio.to_thread(
+            sender(restarted).send_message_blocking, reply_row(MENU, 2)
+        )
+
+        assert result.accepted
+        (message,) = await accepted(restarted)
+        assert message["text"] == "MyAfya menu\n1. Book\n2. Help"
+        assert "interactive" not in message
+        assert await restarted.scalar("SELECT COUNT(*) FROM whatsapp_contents") == 0
+    finally:
+        await restarted.close()
+
+
+async def test_reply_has_buttons_after_restart(database_url: str, clock: FrozenClock) -> None:
+    service = await start_service(database_url, clock, **twilio_settings())  # with demo data
+    await service.register(PHONE)
+    await post_signed(service, WHATSAPP_PATH, whatsapp_form("SM" + "1" * 32, PHONE, "hi"))
+    (home,) = await whatsapp_messages(service, PHONE)
+    assert "interactive" in home
+    restarted = await restart(service, database_url, clock)
+    try:
+        # "00" shows the home menu again, whose shape has a resource stored before the restart.
+        status, body = await post_signed(
+            restarted, WHATSAPP_PATH, whatsapp_form("SM" + "2" * 32, PHONE, "00")
+        )
+        assert status == 200, body
+
+        (menu,) = await whatsapp_messages(restarted, PHONE)
+        assert menu["text"] == home["text"]
+        assert "interactive" in menu
+        assert menu["interactive"]["content_sid"] != home["interactive"]["content_sid"]
+    finally:
+        await restarted.close()

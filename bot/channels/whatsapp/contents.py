@@ -5,10 +5,12 @@ from the `whatsapp_contents` table, else created with `client.content.v1.content
 stored. Any failure returns None, and the sender then sends numbered text, so a reply is never
 lost to the Content API.
 
+A resource deleted at Twilio, or unknown to the sandbox's fake after a restart, makes a send
+fail with error 21655. The sender then calls `forget`, which drops the SID from memory and from
+the table, and `content_sid` creates the resource again.
+
 NOTE: two processes that miss at the same moment both create a resource, and the one whose row
-loses the insert stays unused at Twilio. A resource deleted at Twilio is not noticed: sends with
-its SID are rejected, and go again as text, until its `whatsapp_contents` row is deleted and
-the workers restart.
+loses the insert stays unused at Twilio.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ _INSERT = Sql(
     ON CONFLICT (account_sid, content_key) DO NOTHING
     """
 )
+# Only the rejected SID, so a resource that another process has just created again stays.
+_DELETE = Sql(
+    "DELETE FROM whatsapp_contents"
+    " WHERE account_sid = :account_sid AND content_key = :content_key"
+    " AND content_sid = :content_sid"
+)
 
 
 class ContentStore(Protocol):
@@ -53,6 +61,10 @@ class ContentStore(Protocol):
     def save(self, account_sid: str, content_key: str, content_sid: str) -> str:
         """Store a new resource and return the SID stored for the key. That is an earlier
         writer's SID when another process created the same resource at the same time."""
+        ...
+
+    def delete(self, account_sid: str, content_key: str, content_sid: str) -> None:
+        """Delete the stored resource of the key when its SID is `content_sid`."""
         ...
 
 
@@ -101,6 +113,22 @@ class DatabaseContentStore:
 
         return _run(save())
 
+    def delete(self, account_sid: str, content_key: str, content_sid: str) -> None:
+        async def delete() -> None:
+            database = await open_database(self._database_url)
+            try:
+                async with database.unit_of_work() as uow:
+                    await uow.execute(
+                        _DELETE,
+                        account_sid=account_sid,
+                        content_key=content_key,
+                        content_sid=content_sid,
+                    )
+            finally:
+                await database.close()
+
+        _run(delete())
+
 
 def _run(coroutine: Coroutine[Any, Any, _Result]) -> _Result:
     # A loop of its own, never set as the thread's current loop, so the worker thread's loop
@@ -147,6 +175,20 @@ class ContentResources:
         with self._lock:
             self._known[key] = sid
         return sid
+
+    def forget(self, plan: InteractivePlan, content_sid: str) -> None:
+        """Drop `content_sid`, which Twilio no longer knows, as the resource of `plan`'s shape,
+        so the next `content_sid` call creates the resource again."""
+        key = plan.content_key()
+        with self._lock:
+            if self._known.get(key) == content_sid:
+                del self._known[key]
+        try:
+            self._store.delete(self._account_sid, key, content_sid)
+        except Exception:
+            # The next process to start reads the SID again, and forgets it on its first send.
+            log.exception("deleting WhatsApp content %s for %s failed", content_sid, key)
+        log.info("forgot WhatsApp content %s for %s", content_sid, key)
 
     def _create(self, plan: InteractivePlan, key: str) -> str | None:
         request = ContentList.ContentCreateRequest(plan.definition())

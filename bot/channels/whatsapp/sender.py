@@ -6,6 +6,7 @@ WhatsApp window, or the approved template (`ContentSid` + `ContentVariables`) wh
 route is `whatsapp_template` (see core.notify.whatsapp_window). A free-form reply with options
 goes as quick-reply buttons or a list picker where they fit (see `interactive`): the `ContentSid`
 of a Content API resource created once per shape, with the screen's texts as `ContentVariables`.
+A resource Twilio no longer knows (error 21655) is created again and the reply sent once more.
 When that resource is unavailable, or Twilio rejects the interactive message, the reply goes
 as numbered text (a second request in the latter case). Each outcome becomes a
 `SendResult` that states whether trying again could help. Logs carry message SIDs and error
@@ -43,6 +44,9 @@ STATUS_CONNECTION_FAILED: Final = "ConnectionFailed"
 STATUS_NO_TEMPLATE: Final = "NoTemplate"
 STATUS_NOT_CONFIGURED: Final = "NotConfigured"
 STATUS_SDK_ERROR: Final = "SdkError"
+# Twilio's error for a ContentSid that is not a resource of the account, such as a deleted one
+# (twilio.com/docs/api/errors/21655).
+UNKNOWN_CONTENT_ERROR: Final = "21655"
 
 # Failed interactive sends that numbered text must not follow. Outside the window text fails too,
 # and the window fallback takes over. After an unreadable response the interactive message may
@@ -147,9 +151,8 @@ class TwilioSender:
             fields["content_sid"] = content_sid
             fields["content_variables"] = json.dumps(template_variables(message))
         elif message.channel == "whatsapp":
-            interactive = self._interactive_fields(message)
-            if interactive is not None:
-                result = self._create({**fields, **interactive}, message.id)
+            result = self._send_interactive(fields, message)
+            if result is not None:
                 if result.accepted or result.retryable or result.provider_status in _NO_TEXT_AFTER:
                     return result
                 # Twilio rejected the interactive message itself, so nothing went out, and
@@ -166,9 +169,15 @@ class TwilioSender:
             fields["body"] = render_outbound_sms(message)
         return self._create(fields, message.id)
 
-    def _interactive_fields(self, message: OutboundMessage) -> dict[str, str] | None:
-        """Return `content_sid` and `content_variables` for a reply whose options fit buttons or
-        a list, or None to send numbered text."""
+    def _send_interactive(
+        self, fields: dict[str, str], message: OutboundMessage
+    ) -> SendResult | None:
+        """Send a reply whose options fit buttons or a list as a Content resource, or return
+        None to send numbered text.
+
+        When Twilio rejects the cached resource with error 21655 (for example, it was deleted),
+        the resource is forgotten, created again and sent once more.
+        """
         plan = plan_outbox_reply(message.variables, message.language)
         if plan is None or self._contents is None:
             return None
@@ -176,10 +185,24 @@ class TwilioSender:
         if content_sid is None:
             log.warning("outbox message %s goes as numbered text: no WhatsApp content", message.id)
             return None
-        return {
-            "content_sid": content_sid,
-            "content_variables": json.dumps(plan.variables, ensure_ascii=False),
-        }
+        variables = json.dumps(plan.variables, ensure_ascii=False)
+        result = self._create(
+            {**fields, "content_sid": content_sid, "content_variables": variables}, message.id
+        )
+        if result.provider_status != UNKNOWN_CONTENT_ERROR:
+            return result
+        log.warning(
+            "outbox message %s: Twilio rejected WhatsApp content %s as unknown, creating it again",
+            message.id,
+            content_sid,
+        )
+        self._contents.forget(plan, content_sid)
+        content_sid = self._contents.content_sid(plan)
+        if content_sid is None:
+            return result
+        return self._create(
+            {**fields, "content_sid": content_sid, "content_variables": variables}, message.id
+        )
 
     def _create(self, fields: dict[str, str], outbox_id: int) -> SendResult:
         try:
