@@ -45,6 +45,9 @@ CHOICES_KEY = "_choices"
 PAGE_KEY = "_page"
 HAS_MORE_KEY = "_more"
 ACCEPTS_TEXT_KEY = "_text"
+# Set when the user picked the conversation's language in a menu, as opposed to the language
+# coming from their app's settings. It is the one key of `data` that survives going home.
+LANGUAGE_CHOSEN_KEY = "_language_chosen"
 
 # Maximum number of choices a screen pages through, which keeps option numbers below 98.
 MAX_LIST = 90
@@ -61,13 +64,17 @@ class HomeTargets:
     registered: FlowRef
     unregistered: FlowRef
     unlinked: FlowRef | None = None
+    # Registration past its language question, for a user who has already chosen a language.
+    unregistered_with_language: FlowRef | None = None
 
-    def target(self, *, registered: bool, key: str) -> FlowRef:
+    def target(self, *, registered: bool, key: str, language_chosen: bool = False) -> FlowRef:
         """Return the home of a conversation with this key (its phone column)."""
         if registered:
             return self.registered
         if self.unlinked is not None and not key.startswith("+"):
             return self.unlinked
+        if language_chosen and self.unregistered_with_language is not None:
+            return self.unregistered_with_language
         return self.unregistered
 
 
@@ -93,7 +100,11 @@ class Engine:
         return flow.steps[state]
 
     def _home_ref(self, conversation: Conversation) -> FlowRef:
-        return self.home.target(registered=bool(conversation.patient_id), key=conversation.phone)
+        return self.home.target(
+            registered=bool(conversation.patient_id),
+            key=conversation.phone,
+            language_chosen=bool(conversation.data.get(LANGUAGE_CHOSEN_KEY)),
+        )
 
     def is_home(self, conversation: Conversation) -> bool:
         ref = self._home_ref(conversation)
@@ -107,7 +118,8 @@ class Engine:
         conversation.flow = ref.flow
         conversation.state = ref.state or flow.initial.name
         conversation.back_stack = []
-        conversation.data = {}
+        chosen = conversation.data.get(LANGUAGE_CHOSEN_KEY)
+        conversation.data = {LANGUAGE_CHOSEN_KEY: True} if chosen else {}
 
     def is_expired(self, conversation: Conversation, now: datetime) -> bool:
         return conversation.expires_at is not None and now >= conversation.expires_at

@@ -24,7 +24,7 @@ from bot.engine.commands import (
     RegisterPatient,
     RescheduleAppointment,
 )
-from bot.engine.engine import Engine
+from bot.engine.engine import LANGUAGE_CHOSEN_KEY, Engine
 from bot.engine.flow import Flow, StepContext
 from bot.engine.model import (
     Conversation,
@@ -191,6 +191,7 @@ class CommandExecutor:
                         self._uow, patient_id=self._conversation.patient_id, language=language
                     )
                 self._conversation.language = language
+                self._conversation.data[LANGUAGE_CHOSEN_KEY] = True
                 return None
             case BookAppointment(slot_id):
                 appointment = await booking.book_appointment(
@@ -339,10 +340,13 @@ class ConversationHost:
         channel: str,
         now: datetime,
         initial_language: str | None = None,
+        initial_language_chosen: bool = False,
     ) -> Conversation:
         """Load and lock the conversation of `phone`, creating it at home when there is none.
 
-        A new conversation takes the patient's language, or else `initial_language`.
+        A new conversation takes the patient's language, or else `initial_language`. When the
+        user chose `initial_language` in a menu, a new conversation of an unregistered patient
+        starts registration past its language question.
         """
         existing = await store.load_existing(uow, phone=phone)
         if existing is not None:
@@ -365,6 +369,9 @@ class ConversationHost:
         )
         if registered and patient and conversation.patient_id is None:
             conversation.patient_id = patient.id
+        if initial_language_chosen and not (patient and patient.language):
+            conversation.data[LANGUAGE_CHOSEN_KEY] = True
+            self.engine.go_home(conversation)
         return conversation
 
     async def handle_ussd(self, *, session_id: str, phone: str, text: str) -> StepResult:
@@ -489,7 +496,12 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
             await record_whatsapp_inbound(uow, phone=message.key, now=now)
 
         conversation = await host._load(
-            uow, message.key, message.channel, now, message.initial_language
+            uow,
+            message.key,
+            message.channel,
+            now,
+            message.initial_language,
+            message.initial_language_chosen,
         )
         before = f"{conversation.flow}.{conversation.state}"
         if message.screen_version is not None and message.screen_version != conversation.version:

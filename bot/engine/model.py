@@ -180,6 +180,9 @@ class InboundMessage:
     # The language of a conversation this message creates, when the patient has none yet: the
     # channel's reading of the user's app language. An existing conversation keeps its own.
     initial_language: str | None = None
+    # Whether the user picked `initial_language` in a menu, rather than it coming from their
+    # app's settings. A new unregistered conversation then skips the language question.
+    initial_language_chosen: bool = False
 
 
 @dataclass(frozen=True)

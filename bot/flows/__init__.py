@@ -24,4 +24,5 @@ HOME_TARGETS = HomeTargets(
     registered=FlowRef("home"),
     unregistered=FlowRef("registration"),
     unlinked=FlowRef("link"),
+    unregistered_with_language=FlowRef("registration", registration.State.NAME.name),
 )

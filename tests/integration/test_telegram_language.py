@@ -100,4 +100,28 @@ async def test_choice_before_linking_carries_over(telegram_service) -> None:
     linked = await user.share_contact("+254700000156")
 
     assert linked["text"].startswith("Asante. Nambari yako ya simu sasa imeunganishwa")
-    assert "Karibu MyAfya! Chagua lugha:" in linked["text"]
+    assert "Tafadhali andika jina lako kamili:" in linked["text"]
+    assert "Chagua lugha" not in linked["text"]
+
+
+async def test_chosen_english_skips_language_question(telegram_service) -> None:
+    user = TelegramUser(telegram_service, 7000000057, language_code="sw")
+    opening = await user.send("/start")
+    choose = await user.press(opening, "3")  # Badilisha lugha
+    await user.press(choose, "1")  # English
+
+    linked = await user.share_contact("+254700000157")
+
+    assert linked["text"].startswith("Thank you. Your phone number is now linked")
+    assert "Please type your full name:" in linked["text"]
+    assert "Choose a language" not in linked["text"]
+    back_home = await user.send("00")
+    assert back_home["text"].startswith("Please type your full name:")
+
+    privacy = await user.send("Test Patient")
+    assert privacy["text"].startswith("Privacy:")
+    await user.press(privacy, "1")  # I agree
+    language = await telegram_service.scalar(
+        "SELECT language FROM patients WHERE phone = '+254700000157'"
+    )
+    assert language == "en"

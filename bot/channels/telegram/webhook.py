@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 from aiohttp import web
 from telegram import Bot
 
@@ -31,6 +32,7 @@ from bot.channels.telegram.updates import (
     parse_update,
     read_event,
 )
+from bot.engine.engine import LANGUAGE_CHOSEN_KEY
 from bot.engine.host import (
     RECORD_INBOUND,
     ConversationHost,
@@ -50,6 +52,7 @@ CHANNEL: Final = "telegram"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
 
 _CONVERSATION = Sql("SELECT id, language FROM conversations WHERE phone = :key")
+_UNLINKED_LANGUAGE = Sql("SELECT language, data FROM conversations WHERE phone = :key")
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,10 @@ class TelegramWebhook:
                 result = await self._handle(update_id, key, chat_id, received, None, language)
                 return _outcome(result), _result_details(result)
             case SharedContact():
-                key, received, language = await self._link_contact(event)
-                result = await self._handle(update_id, key, event.chat_id, received, None, language)
+                key, received, language, chosen = await self._link_contact(event)
+                result = await self._handle(
+                    update_id, key, event.chat_id, received, None, language, chosen
+                )
                 return _outcome(result), _result_details(result)
             case ButtonPress():
                 return await self._press(update_id, event)
@@ -153,9 +158,13 @@ class TelegramWebhook:
         received: Input,
         version: int | None,
         language: str,
+        language_chosen: bool = False,
     ) -> MessageResult:
-        """Apply one input; `language` is for a conversation this input creates."""
-        message = self._message(update_id, key, chat_id, received, version, language)
+        """Apply one input; `language` is for a conversation this input creates, and
+        `language_chosen` is whether the user picked it in a menu."""
+        message = self._message(
+            update_id, key, chat_id, received, version, language, language_chosen
+        )
         return await handle_message(self._host, message)
 
     def _message(
@@ -166,6 +175,7 @@ class TelegramWebhook:
         received: Input,
         version: int | None,
         language: str,
+        language_chosen: bool = False,
     ) -> InboundMessage:
         return InboundMessage(
             channel=CHANNEL,
@@ -178,6 +188,7 @@ class TelegramWebhook:
             limits=TELEGRAM_LIMITS,
             screen_version=version,
             initial_language=language,
+            initial_language_chosen=language_chosen,
         )
 
     async def _record_user(self, user_id: int, chat_id: int) -> str:
@@ -186,9 +197,10 @@ class TelegramWebhook:
                 uow, user_id=user_id, chat_id=chat_id, now=self._host.clock.now()
             )
 
-    async def _link_contact(self, event: SharedContact) -> tuple[str, Input, str]:
-        """Link the sender's own contact and return the conversation key, the input and the
-        language for a conversation of the phone number that does not exist yet.
+    async def _link_contact(self, event: SharedContact) -> tuple[str, Input, str, bool]:
+        """Link the sender's own contact and return the conversation key, the input, the
+        language for a conversation of the phone number that does not exist yet, and whether
+        the user chose that language in a menu.
 
         That language is the one of the user's `tg:` conversation, which contains any choice they
         made before linking, and else the update's own. Someone else's contact, or a number
@@ -209,13 +221,15 @@ class TelegramWebhook:
                 key = await identities.record_user(
                     uow, user_id=event.user_id, chat_id=event.chat_id, now=now
                 )
-                return key, Input(InputKind.CONTACT), event.language
+                return key, Input(InputKind.CONTACT), event.language, False
             await identities.link_phone(
                 uow, user_id=event.user_id, chat_id=event.chat_id, phone=phone, now=now
             )
-            unlinked = await uow.one(_CONVERSATION, key=identities.unlinked_key(event.user_id))
-        language = (unlinked["language"] if unlinked else None) or event.language
-        return phone, Input(InputKind.CONTACT, phone), language
+            unlinked = await uow.one(_UNLINKED_LANGUAGE, key=identities.unlinked_key(event.user_id))
+        if unlinked is None or not unlinked["language"]:
+            return phone, Input(InputKind.CONTACT, phone), event.language, False
+        chosen = bool(orjson.loads(unlinked["data"]).get(LANGUAGE_CHOSEN_KEY))
+        return phone, Input(InputKind.CONTACT, phone), unlinked["language"], chosen
 
     async def _press(self, update_id: str, event: ButtonPress) -> tuple[str, dict[str, Any]]:
         press = await self._check_press(event)
