@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from core.db.database import Sql
+from core.notify.outbox import RequeueOutcome
 from myafya.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("myafya")
@@ -225,23 +226,24 @@ def _mask_phone(phone: str) -> str:
 async def _outbox_report(settings: Settings, requeue: int | None) -> int:
     from core.clock import SystemClock
     from core.db.database import open_database
-    from core.notify.outbox import count_by_status, list_failed, requeue_failed
+    from core.notify.outbox import count_by_status, count_handed_on, list_failed, requeue_failed
 
     database = await open_database(settings.database_url)
     try:
         async with database.unit_of_work() as uow:
             if requeue is not None:
-                if not await requeue_failed(uow, message_id=requeue, now=SystemClock().now()):
-                    print(
-                        f"myafya: outbox message {requeue} not found or not failed; "
-                        "only failed messages can be requeued",
-                        file=sys.stderr,
-                    )
+                outcome, reason = await requeue_failed(
+                    uow, message_id=requeue, now=SystemClock().now()
+                )
+                if outcome is not RequeueOutcome.REQUEUED:
+                    rejection = _requeue_rejection(requeue, outcome, reason)
+                    print(f"myafya: {rejection}", file=sys.stderr)
                     return 1
                 print(f"Requeued outbox message {requeue}; it is due now.")
                 return 0
             counts = await count_by_status(uow)
             failed = await list_failed(uow)
+            handed_on = await count_handed_on(uow)
     finally:
         await database.close()
     print("status      count")
@@ -255,7 +257,33 @@ async def _outbox_report(settings: Settings, requeue: int | None) -> int:
                 f"  attempts {message.attempts}  {message.updated_at:%Y-%m-%d %H:%M}Z"
                 f"  {message.provider_status or '-'}: {message.last_error or '-'}"
             )
+    if handed_on:
+        print(
+            f"\n{handed_on} failed WhatsApp messages are not listed: each was queued again as a"
+            " template or an SMS, which is listed if it failed too."
+        )
     return 0
+
+
+def _requeue_rejection(message_id: int, outcome: RequeueOutcome, reason: str | None) -> str:
+    """Return why `myafya outbox --requeue` did not requeue the row, and what to do instead."""
+    match outcome:
+        case RequeueOutcome.NOT_FOUND:
+            return f"outbox message {message_id} not found"
+        case RequeueOutcome.NOT_FAILED:
+            return (
+                f"outbox message {message_id} is not failed; only failed messages can be requeued"
+            )
+        case RequeueOutcome.REPLY:
+            return (
+                f"outbox message {message_id} is a chat reply and is not requeued: it answered"
+                " a screen of the conversation at that moment, and the patient gets the current"
+                " screen with their next message"
+            )
+    return (
+        f"outbox message {message_id} was not requeued because another row took it over"
+        f" ({reason}); requeue that row if it failed"
+    )
 
 
 def outbox(requeue: int | None) -> None:

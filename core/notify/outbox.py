@@ -253,20 +253,43 @@ REQUEUE_ABANDONED = Sql(
 )
 
 COUNT_BY_STATUS = Sql("SELECT status, COUNT(*) AS count FROM outbox_messages GROUP BY status")
+# The start of `status_reason` of a failed WhatsApp row whose message was queued again on the
+# next route (template or SMS) by core.notify.whatsapp_window, followed by ": {route} as {id}".
+REASON_HANDED_ON: Final = "outside WhatsApp window"
+# The LIKE pattern, given as `:handed_on`, of such a reason.
+HANDED_ON_PATTERN: Final = f"{REASON_HANDED_ON}:%"
 SELECT_FAILED = Sql(
     """
     SELECT id, recipient, kind, template, attempts, provider_status, last_error, updated_at
-    FROM outbox_messages WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT :limit
+    FROM outbox_messages
+    WHERE status = 'failed' AND (status_reason IS NULL OR status_reason NOT LIKE :handed_on)
+    ORDER BY updated_at DESC, id DESC LIMIT :limit
     """
 )
+COUNT_HANDED_ON = Sql(
+    "SELECT COUNT(*) FROM outbox_messages WHERE status = 'failed' AND status_reason LIKE :handed_on"
+)
+# A reply is not requeued, and neither is a row whose message another row took over.
 REQUEUE_FAILED = Sql(
     """
     UPDATE outbox_messages
     SET status = 'queued', attempts = 0, not_before = :now, enqueued_at = NULL,
         status_reason = 'requeued by operator', updated_at = :now
-    WHERE id = :id AND status = 'failed'
+    WHERE id = :id AND status = 'failed' AND (kind IS NULL OR kind <> 'reply')
+      AND (status_reason IS NULL OR status_reason NOT LIKE :handed_on)
     """
 )
+SELECT_STATUS = Sql("SELECT status, status_reason, kind FROM outbox_messages WHERE id = :id")
+
+
+class RequeueOutcome(enum.Enum):
+    """The result of `requeue_failed`: requeued, or the reason the row was left as it is."""
+
+    REQUEUED = "requeued"
+    NOT_FOUND = "not found"
+    NOT_FAILED = "not failed"
+    REPLY = "reply"
+    HANDED_ON = "handed on"
 
 
 async def enqueue_message(
@@ -482,7 +505,11 @@ async def count_by_status(uow: UnitOfWork) -> dict[str, int]:
 
 
 async def list_failed(uow: UnitOfWork, *, limit: int = 50) -> list[FailedMessage]:
-    """Return the newest failed rows with their last error, for an operator."""
+    """Return the newest failed rows with their last error, for an operator.
+
+    A row whose message was queued again on another route is left out, because the message
+    lives on in that row, which is listed when it fails too.
+    """
     return [
         FailedMessage(
             id=row["id"],
@@ -494,10 +521,36 @@ async def list_failed(uow: UnitOfWork, *, limit: int = 50) -> list[FailedMessage
             last_error=row["last_error"],
             updated_at=row["updated_at"],
         )
-        for row in await uow.all(SELECT_FAILED, limit=limit)
+        for row in await uow.all(SELECT_FAILED, limit=limit, handed_on=HANDED_ON_PATTERN)
     ]
 
 
-async def requeue_failed(uow: UnitOfWork, *, message_id: int, now: datetime) -> bool:
-    """Give a failed row a fresh set of attempts, due now; False when it is not failed."""
-    return await uow.execute(REQUEUE_FAILED, id=message_id, now=now) == 1
+async def count_handed_on(uow: UnitOfWork) -> int:
+    """Return how many failed rows `list_failed` leaves out because another row took over."""
+    return int(await uow.scalar(COUNT_HANDED_ON, handed_on=HANDED_ON_PATTERN) or 0)
+
+
+async def requeue_failed(
+    uow: UnitOfWork, *, message_id: int, now: datetime
+) -> tuple[RequeueOutcome, str | None]:
+    """Give a failed row a fresh set of attempts, due now, and return the outcome with the
+    row's `status_reason`.
+
+    A chat reply is not requeued, because it shows a screen the patient has moved on from.
+    A row that a WhatsApp window fallback took over is not either, because that would send the
+    message twice.
+    """
+    requeued = await uow.execute(
+        REQUEUE_FAILED, id=message_id, now=now, handed_on=HANDED_ON_PATTERN
+    )
+    if requeued == 1:
+        return RequeueOutcome.REQUEUED, None
+    row = await uow.one(SELECT_STATUS, id=message_id)
+    if row is None:
+        return RequeueOutcome.NOT_FOUND, None
+    reason = row["status_reason"]
+    if row["status"] != MessageStatus.FAILED:
+        return RequeueOutcome.NOT_FAILED, reason
+    if reason is not None and reason.startswith(f"{REASON_HANDED_ON}:"):
+        return RequeueOutcome.HANDED_ON, reason
+    return RequeueOutcome.REPLY, reason

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Final
 
 from core.db.database import Sql, UnitOfWork
-from core.notify.outbox import OutboundMessage, enqueue_message
+from core.notify.outbox import REASON_HANDED_ON, OutboundMessage, enqueue_message
 from core.notify.policy import DeliveryPolicy, MessageKind, Route, whatsapp_route
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ async def fall_back_after_window_error(
     await uow.execute(
         _NOTE_FALLBACK,
         id=row["id"],
-        reason=f"outside WhatsApp window: {route.value} as {new_id}",
+        reason=f"{REASON_HANDED_ON}: {route.value} as {new_id}",
         now=now,
     )
     log.info("outbox message %s hit 63016; %s queued as %s", row["id"], route.value, new_id)

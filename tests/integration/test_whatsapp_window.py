@@ -249,3 +249,119 @@ async def test_reply_hit_by_63016_goes_by_sms(service: RunningService) -> None:
     (reply,) = await wait_for(sms_reply, what="the reply by SMS")
     assert "MyAfya menu" in reply["text"]
     assert await whatsapp_messages(service, PHONE) == []
+
+
+async def reply_rows(service: RunningService) -> list[dict[str, Any]]:
+    async with service.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        from core.db.database import Sql
+
+        found = await uow.all(
+            Sql(
+                "SELECT id, channel, status, status_reason FROM outbox_messages"
+                " WHERE kind = 'reply' ORDER BY id"
+            )
+        )
+    return [dict(row) for row in found]
+
+
+async def reply_handed_to_sms(service: RunningService) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Make the patient's reply hit 63016 and return the failed row and its SMS row, once sent."""
+    await inject_63016(service, count=1)
+    await patient_writes(service, "SM_TEST_0103")
+
+    async def sent_by_sms() -> list[dict[str, Any]] | None:
+        await service.drain()
+        found = await reply_rows(service)
+        done = len(found) == 2 and found[1]["status"] in ("sent", "delivered")
+        return found if done else None
+
+    failed, sms = await wait_for(sent_by_sms, what="the reply by SMS")
+    return failed, sms
+
+
+async def test_handed_on_reply_not_listed(service: RunningService) -> None:
+    from core.notify.outbox import count_handed_on, list_failed
+
+    failed, sms = await reply_handed_to_sms(service)
+
+    assert failed["status"] == "failed"
+    assert failed["status_reason"] == f"outside WhatsApp window: sms as {sms['id']}"
+    async with service.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        listed = await list_failed(uow)
+        handed_on = await count_handed_on(uow)
+    assert [message.id for message in listed] == []
+    assert handed_on == 1
+
+
+async def test_handed_on_row_not_requeued(service: RunningService) -> None:
+    from core.notify.outbox import RequeueOutcome, requeue_failed
+
+    failed, sms = await reply_handed_to_sms(service)
+
+    async with service.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        outcome, reason = await requeue_failed(
+            uow, message_id=failed["id"], now=service.clock.now()
+        )
+    assert outcome is RequeueOutcome.HANDED_ON
+    assert reason == f"outside WhatsApp window: sms as {sms['id']}"
+    assert (await reply_rows(service))[0]["status"] == "failed"
+
+
+async def test_failed_reply_not_requeued(service: RunningService) -> None:
+    from core.db.database import Sql
+    from core.notify.outbox import RequeueOutcome, requeue_failed
+
+    await patient_writes(service, "SM_TEST_0103")
+    (reply,) = await reply_rows(service)
+    async with service.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        await uow.execute(
+            Sql(
+                "UPDATE outbox_messages SET status = 'failed', status_reason = 'attempts exhausted'"
+                " WHERE id = :id"
+            ),
+            id=reply["id"],
+        )
+        outcome, _ = await requeue_failed(uow, message_id=reply["id"], now=service.clock.now())
+
+    assert outcome is RequeueOutcome.REPLY
+    assert (await reply_rows(service))[0]["status"] == "failed"
+
+
+async def test_failed_confirmation_requeued(service: RunningService) -> None:
+    from core.notify.outbox import RequeueOutcome, requeue_failed
+
+    await patient_writes(service, "SM_TEST_0103")
+    await inject_63016(service, count=2)
+    await enqueue_notice(service, "booked", "notice:booked")
+    _, template, sms = await settled(service, 3)
+
+    async with service.services.database.unit_of_work() as uow:  # type: ignore[attr-defined]
+        handed_on, _ = await requeue_failed(uow, message_id=template["id"], now=service.clock.now())
+        from core.db.database import Sql
+
+        await uow.execute(
+            Sql("UPDATE outbox_messages SET status = 'failed' WHERE id = :id"), id=sms["id"]
+        )
+        requeued, _ = await requeue_failed(uow, message_id=sms["id"], now=service.clock.now())
+
+    assert handed_on is RequeueOutcome.HANDED_ON
+    assert requeued is RequeueOutcome.REQUEUED
+
+
+async def test_outbox_command_explains_rejection(
+    service: RunningService, sqlite_url: str, tmp_path: Any
+) -> None:
+    from tests.integration.test_cli import run_cli
+
+    failed, sms = await reply_handed_to_sms(service)
+
+    listing = await asyncio.to_thread(run_cli, tmp_path, "outbox", MYAFYA_DATABASE_URL=sqlite_url)
+    requeued = await asyncio.to_thread(
+        run_cli, tmp_path, "outbox", "--requeue", str(failed["id"]), MYAFYA_DATABASE_URL=sqlite_url
+    )
+
+    assert listing.returncode == 0, listing.stderr
+    assert "failed messages (newest first" not in listing.stdout
+    assert "1 failed WhatsApp messages are not listed" in listing.stdout
+    assert requeued.returncode == 1
+    assert f"took it over (outside WhatsApp window: sms as {sms['id']})" in requeued.stderr
