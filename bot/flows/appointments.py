@@ -173,7 +173,7 @@ async def handle_move(context: StepContext, value: str) -> Outcome:
             reference=appointment.reference,
             when=_when(context, appointment.starts_at),
         ),
-        (Text("booking.sms_follows"),),
+        (Text("booking.confirmation_follows"),),
     )
 
 

@@ -123,7 +123,7 @@ async def handle_confirm(context: StepContext, value: str) -> Outcome:
             doctor=appointment.doctor_name,
             when=local_day_and_time(appointment.starts_at, context.zone, context.language),
         ),
-        (Text("booking.sms_follows"),),
+        (Text("booking.confirmation_follows"),),
     )
 
 

@@ -186,7 +186,7 @@ def test_simulator_books_in_kiswahili(browser_page: Page, server: RunningServer)
     assert reference_match is not None, f"no MA-XXXXXX reference on the END screen:\n{end_screen}"
     reference = reference_match.group()
     assert "Miadi imewekwa!" in end_screen
-    assert fixed_text("sw", "booking.sms_follows") in " ".join(end_screen.split())
+    assert fixed_text("sw", "booking.confirmation_follows") in " ".join(end_screen.split())
 
     sms = inbox_text_with(page, reference)
     assert "MyAfya: miadi yako na" in sms

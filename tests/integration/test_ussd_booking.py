@@ -237,6 +237,24 @@ async def test_every_screen_fits_ussd(service) -> None:
             assert septets(screen) <= 182, (len(screen), screen)
 
 
+async def test_booked_screen_fits_ussd(service) -> None:
+    phones = {"en": "+254700000105", "sw": "+254700000106"}
+    follows = {"en": "A confirmation message follows.", "sw": "Utapokea ujumbe wa uthibitisho."}
+    for language, phone in phones.items():
+        await service.register(phone, language=language)
+
+        session = f"ATUid_booked_{language}"
+        _, confirm = await service.ussd(session, phone, "1*1*1*1*1")
+        assert "1. " in confirm  # the confirm screen, which books only once it was shown
+
+        _, screen = await service.ussd(session, phone, "1*1*1*1*1*1")
+
+        assert screen.startswith("END "), screen
+        assert follows[language] in screen
+        assert is_gsm7(screen), screen
+        assert septets(screen) <= 182, (len(screen), screen)
+
+
 async def test_cancel_inside_cutoff_is_refused(service) -> None:
     """The cut-off can pass while the patient is on the confirmation screen."""
     await service.register(PHONE)

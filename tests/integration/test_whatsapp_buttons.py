@@ -160,6 +160,15 @@ async def book_by_presses(service: RunningService) -> dict[str, Any]:
     return confirm
 
 
+async def test_booked_reply_promises_no_sms(service: RunningService) -> None:
+    await book_by_presses(service)
+
+    booked = await newest_reply(service)
+
+    assert "A confirmation message follows." in booked["text"]
+    assert "SMS" not in booked["text"]
+
+
 async def test_stale_confirm_after_booking_gets_home(service: RunningService) -> None:
     confirm = await book_by_presses(service)
 
