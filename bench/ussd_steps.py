@@ -39,9 +39,10 @@ WARM_UP_SESSIONS = 20
 
 
 class FormRequest:
-    """The two things `UssdWebhook.handle_step` reads from an aiohttp request."""
+    """What `UssdWebhook.handle_step` reads from an aiohttp request."""
 
     remote = "127.0.0.1"
+    content_type = "application/x-www-form-urlencoded"
 
     def __init__(self, form: MultiDict[str]) -> None:
         self._form = form
