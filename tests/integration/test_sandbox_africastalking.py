@@ -352,8 +352,16 @@ async def test_list_and_clear_messages(
         unescaped = await response.json()
 
     assert [entry["text"] for entry in listed] == ["first", "second", "third"]
-    assert listed[0].keys() == {"channel", "to", "text", "provider_message_id", "sent_at"}
+    assert listed[0].keys() == {
+        "channel",
+        "provider",
+        "to",
+        "text",
+        "provider_message_id",
+        "sent_at",
+    }
     assert listed[0]["channel"] == "sms"
+    assert listed[0]["provider"] == "africastalking"
     assert listed[0]["to"] == PATIENT
     assert MESSAGE_ID.fullmatch(listed[0]["provider_message_id"])
     assert listed[0]["sent_at"] == DEFAULT_NOW.isoformat()
