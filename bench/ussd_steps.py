@@ -39,7 +39,7 @@ WARM_UP_SESSIONS = 20
 
 
 class FormRequest:
-    """What `UssdWebhook.handle_step` reads from an aiohttp request."""
+    """A stand-in for the parts of an aiohttp request that `UssdWebhook.handle_step` reads."""
 
     remote = "127.0.0.1"
     content_type = "application/x-www-form-urlencoded"

@@ -13,7 +13,7 @@ from core.db.database import Row, Sql, UnitOfWork
 
 
 def _json_text(value: object) -> str:
-    """Return compact JSON with non-ASCII characters kept, as the database's text column holds it.
+    """Return compact JSON with non-ASCII characters kept, as the database's text column stores it.
 
     orjson takes about a tenth of the stdlib's time for a conversation's data, which every step
     encodes and decodes.

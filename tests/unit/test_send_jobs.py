@@ -158,8 +158,8 @@ async def test_dispatch_later_sends_at_once(jobs: Jobs) -> None:
 
 
 async def test_dispatch_later_hands_over_a_batch(jobs: Jobs) -> None:
-    # Rows committed in one pass of the event loop go to the broker together; a row that is
-    # not due yet stays for the scheduler, and the others are not held back by it.
+    # Rows committed in one pass of the event loop go to the broker together. A row that is
+    # not due yet stays for the scheduler and does not hold back the others.
     due_ids = [
         await jobs.write(key=f"test:{n}", kind=MessageKind.BOOKED, priority=Priority.URGENT)
         for n in range(5)

@@ -177,8 +177,8 @@ class ContentResources:
         return sid
 
     def forget(self, plan: InteractivePlan, content_sid: str) -> None:
-        """Drop `content_sid`, which Twilio no longer knows, as the resource of `plan`'s shape,
-        so the next `content_sid` call creates the resource again."""
+        """Remove `content_sid`, which Twilio rejected as invalid, as the resource of `plan`'s
+        shape, so the next `content_sid` call creates the resource again."""
         key = plan.content_key()
         with self._lock:
             if self._known.get(key) == content_sid:
@@ -186,7 +186,8 @@ class ContentResources:
         try:
             self._store.delete(self._account_sid, key, content_sid)
         except Exception:
-            # The next process to start reads the SID again, and forgets it on its first send.
+            # The next process to start reads the SID again and removes it after its first
+            # rejected send.
             log.exception("deleting WhatsApp content %s for %s failed", content_sid, key)
         log.info("forgot WhatsApp content %s for %s", content_sid, key)
 
