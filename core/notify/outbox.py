@@ -6,9 +6,9 @@ two workers that race for a row cannot both move it.
 
 Replies are sent in order per chat. Each reply row gets an ordering key made of its channel and
 recipient as written. No statement hands over or claims a row while an earlier row with the same
-key is still queued or sending, so an earlier row that waits for a retry holds back the later
-ones until it is sent or ends failed, suppressed or expired. Other kinds have no key and are not
-ordered, neither among themselves nor against replies.
+key is still queued or sending. An earlier row that waits for a retry therefore holds back the
+later ones until it is sent or ends failed, suppressed or expired. Other kinds have no key and
+are not ordered, neither among themselves nor against replies.
 """
 
 from __future__ import annotations
