@@ -8,7 +8,6 @@ Every recipient it accepts is recorded in the `SandboxStore`.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -80,7 +79,7 @@ class AfricasTalkingSmsFake:
         fault = self._store.take_fault(SMS_FAULT_SERVICE)
         if fault is not None and fault.delay_seconds:
             log.info("Sandbox SMS send delayed by %.1f s as injected", fault.delay_seconds)
-            await asyncio.sleep(fault.delay_seconds)
+            await self._store.wait_injected_delay(fault.delay_seconds)
         if fault is not None and fault.http_status is not None:
             log.info("Sandbox SMS send failed with injected HTTP %d", fault.http_status)
             return web.Response(

@@ -19,6 +19,8 @@
   `{"service": "twilio.whatsapp", "to": "whatsapp:+2547…", "error_code": 63016, "count",
   "stage"}` makes the next `count` sends to that WhatsApp number fail with the error code, in the
   API response (`stage` "api", the default) or in a `failed` status callback ("status_callback").
+- `DELETE /sandbox/faults`: forget the pending faults; requests waiting out an injected delay go
+  on at once.
 - `POST /sandbox/africastalking/blacklist`: `{"phone"}` makes sends to that number fail with
   `UserInBlacklist`.
 - `GET /sandbox/clock`: `{"now"}`, the service's current time in UTC.
@@ -129,6 +131,7 @@ def add_sandbox_routes(
     app.router.add_get("/sandbox/messages", control.list_messages)
     app.router.add_delete("/sandbox/messages", control.clear_messages)
     app.router.add_post("/sandbox/faults", control.inject_fault)
+    app.router.add_delete("/sandbox/faults", control.end_faults)
     if hasattr(clock, "advance"):
         clock_control = _ClockControl(clock, claim_due_work)  # type: ignore[arg-type]
         app.router.add_get("/sandbox/clock", clock_control.read)
@@ -200,6 +203,12 @@ class _SandboxControl:
             return _bad_request(exc)
 
         self._store.inject_fault(service, http_status, count, float(delay_seconds))
+        return web.Response(status=204)
+
+    async def end_faults(self, request: web.Request) -> web.Response:
+        self._store.end_faults()
+        if self._twilio_fake is not None:
+            self._twilio_fake.end_recipient_faults()
         return web.Response(status=204)
 
     async def add_to_blacklist(self, request: web.Request) -> web.Response:

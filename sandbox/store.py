@@ -6,6 +6,7 @@ method takes one lock.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import threading
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class SandboxStore:
         self._lock = threading.Lock()
         self._messages: builtins.list[SandboxMessage] = []
         self._faults: dict[str, SandboxFault] = {}
+        self._delays: set[asyncio.Event] = set()
         self._blacklist: set[str] = set()
 
     def add(
@@ -105,6 +107,35 @@ class SandboxStore:
             if fault.remaining == 0:
                 del self._faults[service]
             return SandboxFault(fault.http_status, fault.delay_seconds, remaining=1)
+
+    async def wait_injected_delay(self, seconds: float) -> None:
+        """Wait `seconds` on the event loop, or less when `end_faults` is called meanwhile."""
+        ended = asyncio.Event()
+        with self._lock:
+            self._delays.add(ended)
+        try:
+            await asyncio.wait_for(ended.wait(), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._delays.discard(ended)
+
+    def waiting_delays(self) -> int:
+        """How many requests are waiting out an injected delay now."""
+        with self._lock:
+            return len(self._delays)
+
+    def end_faults(self) -> None:
+        """Forget every pending fault and let the requests waiting out a delay go on now.
+
+        Call it on the event loop the fakes run on.
+        """
+        with self._lock:
+            self._faults.clear()
+            waiting = list(self._delays)
+        for ended in waiting:
+            ended.set()
 
     def add_to_blacklist(self, phone: str) -> None:
         """Mark an E.164 number as one that has opted out, so sends to it fail."""

@@ -13,7 +13,6 @@ Every message it accepts goes into the `SandboxStore` (channel "telegram", `to` 
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -134,7 +133,7 @@ class TelegramBotApiFake:
         fault = self._store.take_fault(TELEGRAM_FAULT_SERVICE)
         if fault is not None and fault.delay_seconds:
             log.info("Sandbox Telegram call delayed by %.1f s as injected", fault.delay_seconds)
-            await asyncio.sleep(fault.delay_seconds)
+            await self._store.wait_injected_delay(fault.delay_seconds)
         if fault is not None and fault.http_status is not None:
             log.info("Sandbox Telegram call failed with injected HTTP %d", fault.http_status)
             return _error_response(_injected_error(fault.http_status))

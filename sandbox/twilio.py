@@ -135,6 +135,11 @@ class TwilioMessagesFake:
         with self._lock:
             self._faults[to] = _RecipientFault(error_code, stage, count)
 
+    def end_recipient_faults(self) -> None:
+        """Forget the pending per-recipient faults."""
+        with self._lock:
+            self._faults.clear()
+
     def _take_recipient_fault(self, to: str) -> _RecipientFault | None:
         with self._lock:
             fault = self._faults.get(to)
@@ -152,7 +157,7 @@ class TwilioMessagesFake:
         fault = self._store.take_fault(MESSAGES_FAULT_SERVICE)
         if fault is not None and fault.delay_seconds:
             log.info("Sandbox Twilio send delayed by %.1f s as injected", fault.delay_seconds)
-            await asyncio.sleep(fault.delay_seconds)
+            await self._store.wait_injected_delay(fault.delay_seconds)
         if fault is not None and fault.http_status is not None:
             log.info("Sandbox Twilio send failed with injected HTTP %d", fault.http_status)
             return _error(fault.http_status, 20500, "Sandbox fault: injected error")

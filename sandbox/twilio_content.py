@@ -12,7 +12,6 @@ NOTE: Twilio's error codes for an invalid Content resource were not found. The f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -84,7 +83,7 @@ class TwilioContentFake:
         """Handle `POST /v1/Content` as Twilio does: 201 with the new resource."""
         fault = self._store.take_fault(CONTENT_FAULT_SERVICE)
         if fault is not None and fault.delay_seconds:
-            await asyncio.sleep(fault.delay_seconds)
+            await self._store.wait_injected_delay(fault.delay_seconds)
         if fault is not None and fault.http_status is not None:
             log.info(
                 "Sandbox Twilio content create failed with injected HTTP %d", fault.http_status

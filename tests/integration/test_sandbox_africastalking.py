@@ -287,6 +287,37 @@ async def test_injected_fault_retryable_then_success(
     assert [message.provider_message_id for message in store.list()] == [third.provider_message_id]
 
 
+async def test_ending_faults_releases_a_delayed_send(
+    sender: AfricasTalkingSmsSender,
+    server: TestServer,
+    http: aiohttp.ClientSession,
+    store: SandboxStore,
+) -> None:
+    # Longer than the SDK's 9 s read timeout: the send succeeds only if the delay is cut short.
+    status, _ = await post_json(
+        http,
+        server,
+        "/sandbox/faults",
+        {"service": "africastalking.sms", "delay_seconds": 30, "count": 2},
+    )
+    assert status == 204
+    sending = asyncio.create_task(sender.send(PATIENT, TEXT))
+    for _ in range(500):
+        if store.waiting_delays():
+            break
+        await asyncio.sleep(0.01)
+    assert store.waiting_delays() == 1
+
+    async with http.delete(server.make_url("/sandbox/faults")) as response:
+        assert response.status == 204
+    result = await sending
+
+    assert result.accepted
+    assert store.waiting_delays() == 0
+    # The second injected delay was forgotten too.
+    assert store.take_fault("africastalking.sms") is None
+
+
 async def test_connection_refused_retryable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
