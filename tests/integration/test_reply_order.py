@@ -1,12 +1,13 @@
 """Replies to one chat go out in the order they were written, even when the provider is slow.
 
 A real dramatiq worker sends through the real `africastalking` SDK to the sandbox fake, whose
-first send waits two seconds, while the patient's next messages arrive.
+first send waits while the patient's next messages arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,18 +22,30 @@ PHONE = "+254700000181"
 OTHER_PHONE = "+254700000182"
 INPUTS = ("HELP", "MENU", "BOOK", "HELP", "MENU")
 FIRST_SEND_DELAY_SECONDS = 2
+# Below the SDK's 9 s read timeout, so the held send is never retried.
+HOLD_SECONDS = 8
 
 
-async def slow_down_first_send(service: RunningService) -> None:
+async def slow_down_first_send(service: RunningService, seconds: float) -> None:
     response = await service.client.post(
         "/sandbox/faults",
-        json={
-            "service": "africastalking.sms",
-            "delay_seconds": FIRST_SEND_DELAY_SECONDS,
-            "count": 1,
-        },
+        json={"service": "africastalking.sms", "delay_seconds": seconds, "count": 1},
     )
     assert response.status == 204, await response.text()
+
+
+async def release_held_send(service: RunningService) -> None:
+    response = await service.client.delete("/sandbox/faults")
+    assert response.status == 204, await response.text()
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll `condition` for at most HOLD_SECONDS."""
+    for _ in range(HOLD_SECONDS * 20):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {HOLD_SECONDS} s")
 
 
 async def reply_ids_in_written_order(service: RunningService, phone: str) -> list[str]:
@@ -47,8 +60,12 @@ async def reply_ids_in_written_order(service: RunningService, phone: str) -> lis
     return [row["provider_message_id"] for row in rows]
 
 
-async def received_ids(service: RunningService, phone: str) -> list[str]:
-    messages: list[dict[str, Any]] = await service.sent_sms()
+async def received_ids(service: RunningService, phone: str, *, wait: bool = True) -> list[str]:
+    """Ids of the messages the fake accepted for `phone`; with `wait`, once the worker is idle."""
+    if wait:
+        messages: list[dict[str, Any]] = await service.sent_sms()
+    else:
+        messages = await (await service.client.get("/sandbox/messages")).json()
     return [m["provider_message_id"] for m in messages if m["to"] == phone]
 
 
@@ -61,7 +78,7 @@ async def send_quickly(service: RunningService, phone: str, inputs: tuple[str, .
 
 async def check_replies_in_order(service: RunningService) -> None:
     await service.register(PHONE)
-    await slow_down_first_send(service)
+    await slow_down_first_send(service, FIRST_SEND_DELAY_SECONDS)
 
     await send_quickly(service, PHONE, INPUTS)
 
@@ -100,10 +117,20 @@ async def test_other_chat_does_not_wait(embedded_service: RunningService) -> Non
     service = embedded_service
     await service.register(PHONE)
     await service.register(OTHER_PHONE)
-    await slow_down_first_send(service)
+    await slow_down_first_send(service, HOLD_SECONDS)
+
+    async def first_send_held() -> bool:
+        return service.store.waiting_delays() == 1
+
+    async def other_chat_answered() -> bool:
+        return bool(await received_ids(service, OTHER_PHONE, wait=False))
 
     await send_quickly(service, PHONE, ("HELP",))
+    await wait_until(first_send_held, "the fake holding the first reply")
     await send_quickly(service, OTHER_PHONE, ("HELP",))
+    # The other chat's reply gets through while the first chat's is still held.
+    await wait_until(other_chat_answered, "the other chat's reply")
+    await release_held_send(service)
 
     messages = await service.sent_sms()
     assert [m["to"] for m in messages] == [OTHER_PHONE, PHONE]
