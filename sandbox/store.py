@@ -122,7 +122,7 @@ class SandboxStore:
                 self._delays.discard(ended)
 
     def waiting_delays(self) -> int:
-        """How many requests are waiting out an injected delay now."""
+        """Return the number of requests waiting out an injected delay now."""
         with self._lock:
             return len(self._delays)
 

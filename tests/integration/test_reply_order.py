@@ -39,13 +39,13 @@ async def release_held_send(service: RunningService) -> None:
     assert response.status == 204, await response.text()
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+async def wait_until(condition: Callable[[], Awaitable[bool]], event: str) -> None:
     """Poll `condition` for at most HOLD_SECONDS."""
     for _ in range(HOLD_SECONDS * 20):
         if await condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {HOLD_SECONDS} s")
+    raise AssertionError(f"timed out after {HOLD_SECONDS} s waiting for {event}")
 
 
 async def reply_ids_in_written_order(service: RunningService, phone: str) -> list[str]:
