@@ -491,6 +491,8 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
         )
         if recorded is None:
             return MessageResult(None, None, None, "", "", duplicate=True)
+        if message.resolve_key is not None:
+            message = dataclasses.replace(message, key=await message.resolve_key(uow, now))
         if message.channel == WHATSAPP_CHANNEL:
             # Opens WhatsApp's 24-hour window; a duplicate, returned above, leaves it unchanged.
             await record_whatsapp_inbound(uow, phone=message.key, now=now)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.db.database import UnitOfWork
 
 # Navigation keys shared by every channel.
 BACK = "0"
@@ -183,6 +187,9 @@ class InboundMessage:
     # Whether the user picked `initial_language` in a menu, rather than it coming from their
     # app's settings. A new unregistered conversation then skips the language question.
     initial_language_chosen: bool = False
+    # Work done first in the step's transaction, such as recording a Telegram user, that
+    # returns the conversation key. Its result replaces `key`, and a duplicate skips it.
+    resolve_key: Callable[[UnitOfWork, datetime], Awaitable[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
@@ -137,8 +139,18 @@ class TelegramWebhook:
             case Ignored(reason):
                 return "ignored", {"reason": reason}
             case ChatMessage(user_id, chat_id, received, language):
-                key = await self._record_user(user_id, chat_id)
-                result = await self._handle(update_id, key, chat_id, received, None, language)
+                # The user is recorded in the step's own transaction, which also finds their
+                # key: the linked phone number or the `tg:` one.
+                message = self._message(
+                    update_id,
+                    identities.unlinked_key(user_id),
+                    chat_id,
+                    received,
+                    None,
+                    language,
+                    resolve_key=_user_recorder(user_id, chat_id),
+                )
+                result = await handle_message(self._host, message)
                 return _outcome(result), _result_details(result)
             case SharedContact():
                 key, received, language, chosen = await self._link_contact(event)
@@ -176,6 +188,8 @@ class TelegramWebhook:
         version: int | None,
         language: str,
         language_chosen: bool = False,
+        *,
+        resolve_key: Callable[[UnitOfWork, datetime], Awaitable[str]] | None = None,
     ) -> InboundMessage:
         return InboundMessage(
             channel=CHANNEL,
@@ -189,13 +203,8 @@ class TelegramWebhook:
             screen_version=version,
             initial_language=language,
             initial_language_chosen=language_chosen,
+            resolve_key=resolve_key,
         )
-
-    async def _record_user(self, user_id: int, chat_id: int) -> str:
-        async with self._host.database.unit_of_work() as uow:
-            return await identities.record_user(
-                uow, user_id=user_id, chat_id=chat_id, now=self._host.clock.now()
-            )
 
     async def _link_contact(self, event: SharedContact) -> tuple[str, Input, str, bool]:
         """Link the sender's own contact and return the conversation key, the input, the
@@ -287,6 +296,15 @@ class TelegramWebhook:
         if decoded is None or row is None or row["id"] != decoded.conversation_id:
             return _Press(key, None, "", language)
         return _Press(key, decoded.screen_version, decoded.key, language)
+
+
+def _user_recorder(user_id: int, chat_id: int) -> Callable[[UnitOfWork, datetime], Awaitable[str]]:
+    """Return a `resolve_key` that records the user's chat and returns their key."""
+
+    async def record(uow: UnitOfWork, now: datetime) -> str:
+        return await identities.record_user(uow, user_id=user_id, chat_id=chat_id, now=now)
+
+    return record
 
 
 async def _record_update(uow: UnitOfWork, update_id: str, now: Any) -> bool:
