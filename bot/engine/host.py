@@ -506,10 +506,23 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
             message.initial_language_chosen,
         )
         before = f"{conversation.flow}.{conversation.state}"
-        if message.screen_version is not None and message.screen_version != conversation.version:
+        foreign_screen = (
+            message.screen_conversation_id is not None
+            and message.screen_conversation_id != conversation.id
+        )
+        old_screen = (
+            message.screen_version is not None and message.screen_version != conversation.version
+        )
+        if foreign_screen or old_screen:
             # A button on an old screen: the dedupe row commits, nothing else changes.
             return MessageResult(
-                None, conversation.id, conversation.version, before, before, stale_screen=True
+                None,
+                conversation.id,
+                conversation.version,
+                before,
+                before,
+                stale_screen=True,
+                language=conversation.language,
             )
 
         context = host._context(uow, conversation, now)
@@ -522,7 +535,14 @@ async def _handle_message_once(host: ConversationHost, message: InboundMessage) 
         await store.save(uow, conversation, now=now)
         await _enqueue_reply(host, uow, conversation, message, reply, now)
         after = f"{conversation.flow}.{conversation.state}"
-        return MessageResult(reply, conversation.id, conversation.version, before, after)
+        return MessageResult(
+            reply,
+            conversation.id,
+            conversation.version,
+            before,
+            after,
+            language=conversation.language,
+        )
 
 
 async def resend_current_screen(
@@ -556,6 +576,8 @@ async def _resend_current_screen_once(
     engine = host.engine
     limits = message.limits
     async with host.database.unit_of_work() as uow:
+        if message.resolve_key is not None:
+            message = dataclasses.replace(message, key=await message.resolve_key(uow, now))
         existing = await store.load_existing(uow, phone=message.key)
         if existing is None:
             return

@@ -178,6 +178,9 @@ class InboundMessage:
     # The conversation version a pressed button was drawn for; a different current version
     # means the keyboard is stale and the press must not act.
     screen_version: int | None = None
+    # The conversation a pressed button was drawn for. A press on another conversation's
+    # keyboard, such as one from before a Telegram user linked a phone, is stale too.
+    screen_conversation_id: int | None = None
     # A flow to open before reading `input`, for a keyword such as SMS `BOOK`: the flow starts
     # as if picked on the home menu, and a non-empty `input` answers its first screen.
     start_flow: str | None = None
@@ -203,3 +206,5 @@ class MessageResult:
     state_after: str
     duplicate: bool = False
     stale_screen: bool = False
+    # The conversation's language, or None when it has none yet or the message is a duplicate.
+    language: str | None = None

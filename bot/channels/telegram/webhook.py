@@ -10,11 +10,11 @@ conversation and screen they were drawn for, and every press is answered.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -53,18 +53,8 @@ PROVIDER: Final = "telegram"
 CHANNEL: Final = "telegram"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
 
-_CONVERSATION = Sql("SELECT id, language FROM conversations WHERE phone = :key")
+_CONVERSATION_LANGUAGE = Sql("SELECT language FROM conversations WHERE phone = :key")
 _UNLINKED_LANGUAGE = Sql("SELECT language, data FROM conversations WHERE phone = :key")
-
-
-@dataclass(frozen=True)
-class _Press:
-    """A button press checked against the conversation the user is in now."""
-
-    key: str
-    screen_version: int | None  # None when the button was not drawn for this conversation
-    input_key: str
-    language: str
 
 
 class TelegramWebhook:
@@ -241,42 +231,35 @@ class TelegramWebhook:
         return phone, Input(InputKind.CONTACT, phone), unlinked["language"], chosen
 
     async def _press(self, update_id: str, event: ButtonPress) -> tuple[str, dict[str, Any]]:
-        press = await self._check_press(event)
-        if press.screen_version is None:
-            # Our keyboards never carry such data, or this one belongs to another conversation
-            # (the `tg:` one from before the user linked a phone). Record the update so a
-            # redelivery counts as a duplicate, and act on nothing.
-            async with self._host.database.unit_of_work() as uow:
-                fresh = await _record_update(uow, update_id, self._host.clock.now())
-            stale = fresh
-            outcome = "stale_screen" if fresh else "duplicate"
+        decoded = decode_callback_data(event.data)
+        if decoded is None:
+            stale, language = await self._record_undecodable_press(update_id, event)
+            outcome = "stale_screen" if stale else "duplicate"
             details: dict[str, Any] = {}
         else:
-            result = await self._handle(
-                update_id,
-                press.key,
-                event.chat_id,
-                Input.of_text(press.input_key),
-                press.screen_version,
-                event.language,
+            message = dataclasses.replace(
+                self._message(
+                    update_id,
+                    identities.unlinked_key(event.user_id),
+                    event.chat_id,
+                    Input.of_text(decoded.key),
+                    decoded.screen_version,
+                    event.language,
+                    resolve_key=_user_recorder(event.user_id, event.chat_id),
+                ),
+                screen_conversation_id=decoded.conversation_id,
             )
+            result = await handle_message(self._host, message)
             stale = result.stale_screen
+            language = result.language or event.language
             if stale:
                 # After a finished or timed-out flow the latest message has no buttons to use,
                 # so the home menu is sent. A live screen's latest message already has them.
-                message = self._message(
-                    update_id,
-                    press.key,
-                    event.chat_id,
-                    Input.of_text(press.input_key),
-                    press.screen_version,
-                    event.language,
-                )
                 await resend_current_screen(self._host, message, None, live_screen=False)
             outcome = _outcome(result)
             details = _result_details(result)
 
-        notice = translate(press.language, "telegram.menu_expired") if stale else None
+        notice = translate(language, "telegram.menu_expired") if stale else None
         self._answers.answer_later(
             callback_query_id=event.callback_query_id,
             text=notice,
@@ -285,17 +268,22 @@ class TelegramWebhook:
         )
         return outcome, details
 
-    async def _check_press(self, event: ButtonPress) -> _Press:
-        decoded = decode_callback_data(event.data)
+    async def _record_undecodable_press(
+        self, update_id: str, event: ButtonPress
+    ) -> tuple[bool, str]:
+        """Record the update of a press whose data our keyboards never carry, so a redelivery
+        counts as a duplicate, and act on nothing.
+
+        Return whether the update is new and the language of the user's conversation.
+        """
+        now = self._host.clock.now()
         async with self._host.database.unit_of_work() as uow:
             key = await identities.record_user(
-                uow, user_id=event.user_id, chat_id=event.chat_id, now=self._host.clock.now()
+                uow, user_id=event.user_id, chat_id=event.chat_id, now=now
             )
-            row = await uow.one(_CONVERSATION, key=key)
-        language = (row["language"] if row else None) or event.language
-        if decoded is None or row is None or row["id"] != decoded.conversation_id:
-            return _Press(key, None, "", language)
-        return _Press(key, decoded.screen_version, decoded.key, language)
+            row = await uow.one(_CONVERSATION_LANGUAGE, key=key)
+            fresh = await _record_update(uow, update_id, now)
+        return fresh, (row["language"] if row else None) or event.language
 
 
 def _user_recorder(user_id: int, chat_id: int) -> Callable[[UnitOfWork, datetime], Awaitable[str]]:

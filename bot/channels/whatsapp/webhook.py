@@ -30,7 +30,7 @@ from bot.channels.forms import unsupported_form_body
 from bot.channels.sms.rendering import SMS_LIMITS
 from bot.channels.sms.two_way import SmsResult, handle_sms
 from bot.channels.whatsapp.parsing import InvalidField, parse_inbound, parse_status
-from bot.channels.whatsapp.presses import resend_current_screen, screen_version_of
+from bot.channels.whatsapp.presses import resend_current_screen
 from bot.channels.whatsapp.signature import InvalidSignature, TwilioSignatureCheck, form_parameters
 from bot.engine.host import ConversationHost, handle_message
 from bot.engine.model import InboundMessage, MessageResult, ScreenLimits
@@ -165,8 +165,13 @@ class TwilioWebhooks:
         )
         try:
             if parsed.press is not None and channel == "whatsapp":
-                version = await screen_version_of(self._host, parsed.phone, parsed.press)
-                message = dataclasses.replace(message, screen_version=version)
+                # The host treats a press drawn for another conversation or an older screen
+                # as stale.
+                message = dataclasses.replace(
+                    message,
+                    screen_version=parsed.press.screen_version,
+                    screen_conversation_id=parsed.press.conversation_id,
+                )
             result = await handler(message)
             if isinstance(result, MessageResult) and result.stale_screen:
                 await resend_current_screen(self._host, message)
