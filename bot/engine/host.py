@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.engine import store
@@ -52,6 +52,8 @@ from core.notify.policy import DeliveryPolicy, MessageKind, Priority
 from core.notify.whatsapp_window import SMS_CHANNEL, WHATSAPP_CHANNEL, record_whatsapp_inbound
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MAX_STALE_RETRIES = 3
 # Answers one USSD request may carry. A real session has a few dozen hops at most, and each
@@ -376,12 +378,7 @@ class ConversationHost:
 
     async def handle_ussd(self, *, session_id: str, phone: str, text: str) -> StepResult:
         """Apply one Africa's Talking USSD request, whose `text` contains the session's input."""
-        for attempt in range(MAX_STALE_RETRIES):
-            try:
-                return await self._handle_ussd_once(session_id, phone, text)
-            except store.StaleConversation:
-                log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
-        raise store.StaleConversation("conversation kept changing; gave up")
+        return await _retry_when_stale(lambda: self._handle_ussd_once(session_id, phone, text))
 
     async def _handle_ussd_once(self, session_id: str, phone: str, text: str) -> StepResult:
         limits = USSD_LIMITS
@@ -450,6 +447,16 @@ class ConversationHost:
 USSD_LIMITS = ScreenLimits(max_chars=178, max_choices=9, gsm7_only=True)
 
 
+async def _retry_when_stale(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """Run `attempt` again while another request changes the same conversation first."""
+    for number in range(1, MAX_STALE_RETRIES + 1):
+        try:
+            return await attempt()
+        except store.StaleConversation:
+            log.warning("conversation changed concurrently; retrying (attempt %d)", number)
+    raise store.StaleConversation("conversation kept changing; gave up")
+
+
 RECORD_INBOUND = Sql(
     """
     INSERT INTO inbound_messages (provider, provider_message_id, channel, received_at)
@@ -470,12 +477,7 @@ async def handle_message(host: ConversationHost, message: InboundMessage) -> Mes
     The dedupe row, the conversation and the outbound reply commit in one transaction, so a
     provider's retry or a concurrent copy of the message finds the dedupe row and does nothing.
     """
-    for attempt in range(MAX_STALE_RETRIES):
-        try:
-            return await _handle_message_once(host, message)
-        except store.StaleConversation:
-            log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
-    raise store.StaleConversation("conversation kept changing; gave up")
+    return await _retry_when_stale(lambda: _handle_message_once(host, message))
 
 
 async def _handle_message_once(host: ConversationHost, message: InboundMessage) -> MessageResult:
@@ -560,13 +562,7 @@ async def resend_current_screen(
     leaves its stored choices unchanged, and otherwise the stored reply is sent as it was.
     Either way the live conversation is not saved, so the old screen's buttons stay stale.
     """
-    for attempt in range(MAX_STALE_RETRIES):
-        try:
-            await _resend_current_screen_once(host, message, notice, live_screen)
-            return
-        except store.StaleConversation:
-            log.warning("conversation changed concurrently; retrying (attempt %d)", attempt + 1)
-    raise store.StaleConversation("conversation kept changing; gave up")
+    await _retry_when_stale(lambda: _resend_current_screen_once(host, message, notice, live_screen))
 
 
 async def _resend_current_screen_once(

@@ -4,7 +4,6 @@ sandbox fake: booking, a move from USSD, duplicates and messages without text.""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from tests.integration.conftest import RunningService, start_service
 from tests.integration.twilio_support import (
     WHATSAPP_PATH,
+    next_sid,
     post_signed,
     twilio_settings,
     whatsapp_form,
@@ -20,11 +20,6 @@ from tests.integration.twilio_support import (
 )
 
 PHONE = "+254700000102"
-_sids = itertools.count(1)
-
-
-def next_sid() -> str:
-    return f"SM{next(_sids):032d}"
 
 
 @pytest.fixture

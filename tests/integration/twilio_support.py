@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,13 @@ TEMPLATE_BOOKED = "HX00000000000000000000000000000012"
 WHATSAPP_PATH = "/webhooks/twilio/whatsapp"
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
+
+_message_sids = itertools.count(1)
+
+
+def next_sid() -> str:
+    """Return a new inbound message SID, unique within the test run."""
+    return f"SM{next(_message_sids):032d}"
 
 
 def twilio_settings(**extra: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ conversation and screen they were drawn for, and every press is answered.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
 import time
@@ -136,7 +135,6 @@ class TelegramWebhook:
                     identities.unlinked_key(user_id),
                     chat_id,
                     received,
-                    None,
                     language,
                     resolve_key=_user_recorder(user_id, chat_id),
                 )
@@ -144,43 +142,25 @@ class TelegramWebhook:
                 return _outcome(result), _result_details(result)
             case SharedContact():
                 key, received, language, chosen = await self._link_contact(event)
-                result = await self._handle(
-                    update_id, key, event.chat_id, received, None, language, chosen
+                message = self._message(
+                    update_id,
+                    key,
+                    event.chat_id,
+                    received,
+                    language,
+                    initial_language_chosen=chosen,
                 )
+                result = await handle_message(self._host, message)
                 return _outcome(result), _result_details(result)
             case ButtonPress():
                 return await self._press(update_id, event)
         raise TypeError(f"unknown Telegram event {event!r}")
 
-    async def _handle(
-        self,
-        update_id: str,
-        key: str,
-        chat_id: int,
-        received: Input,
-        version: int | None,
-        language: str,
-        language_chosen: bool = False,
-    ) -> MessageResult:
-        """Apply one input; `language` is for a conversation this input creates, and
-        `language_chosen` is whether the user picked it in a menu."""
-        message = self._message(
-            update_id, key, chat_id, received, version, language, language_chosen
-        )
-        return await handle_message(self._host, message)
-
     def _message(
-        self,
-        update_id: str,
-        key: str,
-        chat_id: int,
-        received: Input,
-        version: int | None,
-        language: str,
-        language_chosen: bool = False,
-        *,
-        resolve_key: Callable[[UnitOfWork, datetime], Awaitable[str]] | None = None,
+        self, update_id: str, key: str, chat_id: int, received: Input, language: str, **fields: Any
     ) -> InboundMessage:
+        """Build the host's message for one update. `language` is for a conversation the update
+        creates, and `fields` sets further InboundMessage fields."""
         return InboundMessage(
             channel=CHANNEL,
             provider=PROVIDER,
@@ -190,10 +170,8 @@ class TelegramWebhook:
             input=received,
             received_at=self._host.clock.now(),
             limits=TELEGRAM_LIMITS,
-            screen_version=version,
             initial_language=language,
-            initial_language_chosen=language_chosen,
-            resolve_key=resolve_key,
+            **fields,
         )
 
     async def _link_contact(self, event: SharedContact) -> tuple[str, Input, str, bool]:
@@ -237,17 +215,15 @@ class TelegramWebhook:
             outcome = "stale_screen" if stale else "duplicate"
             details: dict[str, Any] = {}
         else:
-            message = dataclasses.replace(
-                self._message(
-                    update_id,
-                    identities.unlinked_key(event.user_id),
-                    event.chat_id,
-                    Input.of_text(decoded.key),
-                    decoded.screen_version,
-                    event.language,
-                    resolve_key=_user_recorder(event.user_id, event.chat_id),
-                ),
+            message = self._message(
+                update_id,
+                identities.unlinked_key(event.user_id),
+                event.chat_id,
+                Input.of_text(decoded.key),
+                event.language,
+                screen_version=decoded.screen_version,
                 screen_conversation_id=decoded.conversation_id,
+                resolve_key=_user_recorder(event.user_id, event.chat_id),
             )
             result = await handle_message(self._host, message)
             stale = result.stale_screen

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException
@@ -28,7 +28,7 @@ from twilio.rest import Client
 from twilio.rest.content.v1.content import ContentList
 
 from bot.channels.whatsapp.interactive import InteractivePlan
-from core.db.database import Sql, open_database
+from core.db.database import Sql, UnitOfWork, open_database
 
 log = logging.getLogger(__name__)
 
@@ -79,65 +79,51 @@ class DatabaseContentStore:
         self._database_url = database_url
 
     def find(self, account_sid: str, content_key: str) -> str | None:
-        async def find() -> str | None:
-            database = await open_database(self._database_url)
-            try:
-                async with database.unit_of_work() as uow:
-                    found = await uow.scalar(
-                        _FIND, account_sid=account_sid, content_key=content_key
-                    )
-            finally:
-                await database.close()
+        async def find(uow: UnitOfWork) -> str | None:
+            found = await uow.scalar(_FIND, account_sid=account_sid, content_key=content_key)
             return str(found) if found is not None else None
 
-        return _run(find())
+        return self._run(find)
 
     def save(self, account_sid: str, content_key: str, content_sid: str) -> str:
-        async def save() -> str:
-            database = await open_database(self._database_url)
-            try:
-                async with database.unit_of_work() as uow:
-                    await uow.execute(
-                        _INSERT,
-                        account_sid=account_sid,
-                        content_key=content_key,
-                        content_sid=content_sid,
-                        created_at=datetime.now(UTC),
-                    )
-                    stored = await uow.scalar(
-                        _FIND, account_sid=account_sid, content_key=content_key
-                    )
-            finally:
-                await database.close()
-            return str(stored)
+        async def save(uow: UnitOfWork) -> str:
+            await uow.execute(
+                _INSERT,
+                account_sid=account_sid,
+                content_key=content_key,
+                content_sid=content_sid,
+                created_at=datetime.now(UTC),
+            )
+            return str(await uow.scalar(_FIND, account_sid=account_sid, content_key=content_key))
 
-        return _run(save())
+        return self._run(save)
 
     def delete(self, account_sid: str, content_key: str, content_sid: str) -> None:
-        async def delete() -> None:
+        async def delete(uow: UnitOfWork) -> None:
+            await uow.execute(
+                _DELETE, account_sid=account_sid, content_key=content_key, content_sid=content_sid
+            )
+
+        self._run(delete)
+
+    def _run(self, work: Callable[[UnitOfWork], Awaitable[_Result]]) -> _Result:
+        """Run `work` in one transaction on a database opened for this call only."""
+
+        async def run() -> _Result:
             database = await open_database(self._database_url)
             try:
                 async with database.unit_of_work() as uow:
-                    await uow.execute(
-                        _DELETE,
-                        account_sid=account_sid,
-                        content_key=content_key,
-                        content_sid=content_sid,
-                    )
+                    return await work(uow)
             finally:
                 await database.close()
 
-        _run(delete())
-
-
-def _run(coroutine: Coroutine[Any, Any, _Result]) -> _Result:
-    # A loop of its own, never set as the thread's current loop, so the worker thread's loop
-    # and any other the thread keeps are left alone.
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
+        # A loop of its own, never set as the thread's current loop, so the worker thread's
+        # loop and any other the thread keeps are left alone.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(run())
+        finally:
+            loop.close()
 
 
 class ContentResources:
