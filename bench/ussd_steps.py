@@ -75,14 +75,16 @@ async def measure(sessions: int, runs: int, profile_path: str | None = None) -> 
     from bot.flows import FLOWS
     from core.clock import SystemClock
     from core.db.database import open_database
-    from myafya.app import host_config
+    from myafya.app import SQLITE_CHECKPOINT_SECONDS, host_config
     from myafya.logs import configure_logging
     from myafya.metrics import Metrics
     from myafya.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    database = await open_database(settings.database_url)
+    database = await open_database(
+        settings.database_url, checkpoint_interval_seconds=SQLITE_CHECKPOINT_SECONDS
+    )
     clock = SystemClock()
     host = ConversationHost(
         database=database,

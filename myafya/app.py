@@ -83,6 +83,10 @@ def host_config(settings: Settings) -> HostConfig:
 # time, and a send spends most of its time waiting on the provider, so a few threads suffice.
 EMBEDDED_WORKER_THREADS = 4
 
+# How often a thread of the web process checkpoints the SQLite WAL, so commits on the event loop
+# never do. The WAL then grows by about half a second of writes between checkpoints.
+SQLITE_CHECKPOINT_SECONDS = 0.5
+
 
 def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> JobsConfig:
     """Describe the job system; senders point at this server's sandbox when it is on.
@@ -162,7 +166,9 @@ def create_app(
     store = (sandbox_store or SandboxStore()) if settings.sandbox_on else None
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
-        database = await open_database(settings.database_url)
+        database = await open_database(
+            settings.database_url, checkpoint_interval_seconds=SQLITE_CHECKPOINT_SECONDS
+        )
         config = jobs_config(settings, self_url=self_url, worker_threads=EMBEDDED_WORKER_THREADS)
         # Embedded: a dramatiq worker and the scheduler run here. With a broker URL they run in
         # `myafya worker`, and this process only enqueues.

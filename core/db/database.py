@@ -11,7 +11,9 @@ The tables themselves are defined once in `core.db.schema` and created by Alembi
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+
+log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 AfterCommit = Callable[[], Awaitable[None]]
@@ -244,6 +248,37 @@ class _SqliteTransaction:
                 await callback()
 
 
+class _Checkpointer:
+    """A thread that copies the WAL into the database file with PASSIVE checkpoints.
+
+    A checkpoint writes and syncs the database file, so on the event loop it would stall every
+    request for that long. PASSIVE neither waits for nor blocks readers and writers, and the
+    sqlite3 module releases the GIL while the checkpoint runs.
+    """
+
+    def __init__(self, path: Path, interval_seconds: float) -> None:
+        self._path = path
+        self._interval = interval_seconds
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            while not self._stopping.wait(self._interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("SQLite checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+
 class SqliteDatabase:
     """One stdlib sqlite3 connection in WAL mode, used from the event loop's thread.
 
@@ -252,11 +287,19 @@ class SqliteDatabase:
     Statements run on the loop thread without a thread hop: each takes tens of microseconds.
     NOTE: while another process holds the write lock, the loop waits for it (up to
     `busy_timeout_ms`); keep other writers' transactions short.
+
+    With `checkpoint_interval_seconds`, this connection never checkpoints the WAL itself, and
+    a thread does it at that interval instead, so commits on the loop stay short.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_ms: int = 5000,
+        checkpoint_interval_seconds: float | None = None,
+    ) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(
@@ -271,6 +314,10 @@ class SqliteDatabase:
         self._connection.execute("PRAGMA foreign_keys=ON")
         self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._lock = asyncio.Lock()
+        self._checkpointer: _Checkpointer | None = None
+        if checkpoint_interval_seconds is not None:
+            self._connection.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(path, checkpoint_interval_seconds)
 
     def unit_of_work(self) -> _SqliteTransaction:
         return _SqliteTransaction(self._connection, self._lock)
@@ -279,6 +326,8 @@ class SqliteDatabase:
         self._connection.execute("SELECT 1").fetchone()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         self._connection.close()
 
 
@@ -391,11 +440,17 @@ class DatabaseUrl:
         return self.postgres_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def open_database(url: str) -> SqliteDatabase | PostgresDatabase:
+async def open_database(
+    url: str, *, checkpoint_interval_seconds: float | None = None
+) -> SqliteDatabase | PostgresDatabase:
+    """Open the database at `url`. `checkpoint_interval_seconds` applies to SQLite only: see
+    `SqliteDatabase`."""
     parsed = DatabaseUrl.parse(url)
     if parsed.dialect == "sqlite":
         assert parsed.sqlite_path is not None
-        return SqliteDatabase(parsed.sqlite_path)
+        return SqliteDatabase(
+            parsed.sqlite_path, checkpoint_interval_seconds=checkpoint_interval_seconds
+        )
     assert parsed.postgres_dsn is not None
     return await PostgresDatabase.connect(parsed.postgres_dsn)
 

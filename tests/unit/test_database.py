@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from core.db.database import DatabaseUrl, Sql, UniqueViolation
+from core.db.database import DatabaseUrl, Sql, SqliteDatabase, UniqueViolation
 
 INSERT_CLINIC = Sql("INSERT INTO clinics (name, timezone) VALUES (:name, :tz) RETURNING id")
 SELECT_CLINIC = Sql("SELECT id, name FROM clinics WHERE id = :id")
@@ -80,3 +82,47 @@ def test_database_url_parse(url: str, dialect: str) -> None:
 def test_database_url_rejects_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         DatabaseUrl.parse("mysql://u@h/db")
+
+
+# Rows of about 4 KB each: 2,000 of them fill more WAL pages than SQLite's default
+# auto-checkpoint threshold of 1,000.
+WIDE_ROWS = 2000
+CREATE_WIDE = Sql("CREATE TABLE wide (payload BLOB)")
+INSERT_WIDE = Sql("INSERT INTO wide (payload) VALUES (:payload)")
+
+
+async def test_checkpoints_leave_the_loop(tmp_path) -> None:
+    path = tmp_path / "checkpoints.db"
+    database = SqliteDatabase(path, checkpoint_interval_seconds=0.05)
+    try:
+        async with database.unit_of_work() as uow:
+            await uow.execute(CREATE_WIDE)
+            for _ in range(WIDE_ROWS):
+                await uow.execute(INSERT_WIDE, payload=b"\0" * 4000)
+        # The commit left every page in the WAL: the database file has not grown yet.
+        size_after_commit = path.stat().st_size
+        assert size_after_commit < WIDE_ROWS * 4000
+
+        for _ in range(200):
+            if path.stat().st_size >= WIDE_ROWS * 4000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size >= WIDE_ROWS * 4000, "the checkpoint thread never ran"
+    finally:
+        await database.close()
+
+    assert "sqlite-checkpoint" not in {thread.name for thread in threading.enumerate()}
+
+
+async def test_commit_checkpoints_without_interval(tmp_path) -> None:
+    path = tmp_path / "autocheckpoint.db"
+    database = SqliteDatabase(path)
+    try:
+        async with database.unit_of_work() as uow:
+            await uow.execute(CREATE_WIDE)
+            for _ in range(WIDE_ROWS):
+                await uow.execute(INSERT_WIDE, payload=b"\0" * 4000)
+        # SQLite's own auto-checkpoint ran in the commit.
+        assert path.stat().st_size >= WIDE_ROWS * 4000
+    finally:
+        await database.close()
