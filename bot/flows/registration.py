@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from bot.engine.commands import RegisterPatient
+from bot.engine.commands import ChangeLanguage, RegisterPatient
 from bot.engine.flow import Finish, Flow, FlowRef, Go, Home, Outcome, Stay, Step, StepContext
 from bot.engine.gsm7 import to_gsm7
 from bot.engine.model import Choice, Screen, Text
@@ -28,6 +28,8 @@ async def render_language(context: StepContext) -> Screen:
 
 async def handle_language(context: StepContext, value: str) -> Outcome:
     context.language = value
+    # Marks the language as chosen, so going home (00) returns to the name question in it.
+    await context.commands.execute(ChangeLanguage(value))
     return Go(State.NAME)
 
 

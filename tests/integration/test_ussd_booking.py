@@ -329,3 +329,15 @@ async def test_patient_cannot_double_up_or_hoard(service) -> None:
     refused = await pick_and_confirm(service, "ATUid_h9", PHONE, "Kamau", "1")
     assert refused.startswith(f"CON You already have {MAX_UPCOMING_PER_PATIENT} upcoming")
     assert await service.scalar("SELECT COUNT(*) FROM appointments") == MAX_UPCOMING_PER_PATIENT
+
+
+async def test_home_after_language_step_keeps_language(service) -> None:
+    _, name_prompt = await service.ussd("ATUid_lang00", PHONE, "2")
+    assert name_prompt.startswith("CON ")
+    assert "Kiswahili" not in name_prompt  # past the language question
+
+    _, screen = await service.ussd("ATUid_lang00", PHONE, "2*00")
+
+    # Home is the name question in Kiswahili, with nothing to go back to.
+    assert screen == name_prompt.split("\n")[0]
+    assert "Chagua lugha" not in screen
