@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from core.db.database import Sql
 from core.notify.outbox import RequeueOutcome
@@ -206,6 +208,16 @@ def worker(processes: int, threads: int, run_scheduler: bool) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    if settings.sandbox_on and not _is_loopback_url(settings.public_url):
+        host = urlsplit(settings.public_url).hostname
+        print(
+            "myafya: with the sandbox on, the worker sends to the provider fakes of myafya serve"
+            f" at MYAFYA_PUBLIC_URL, which must be a loopback address; got host {host!r}."
+            " Set MYAFYA_PUBLIC_URL to http://127.0.0.1:PORT of that server, or turn the"
+            " sandbox off",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     if processes > 1:
         raise SystemExit(supervise(processes, threads, run_scheduler=run_scheduler))
     upgrade_to_head(settings.database_url)
@@ -216,6 +228,16 @@ def worker(processes: int, threads: int, run_scheduler: bool) -> None:
     # The scheduler hands such rows over again later. Demonstrate reminders with the embedded
     # worker instead.
     run_worker_process(config, clock=SystemClock(), run_scheduler=run_scheduler)
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _mask_phone(phone: str) -> str:

@@ -206,3 +206,18 @@ def test_live_mode_without_credentials_stops(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "serve", MYAFYA_SANDBOX="0")
     assert result.returncode == 2
     assert "MYAFYA_AT_USERNAME and MYAFYA_AT_API_KEY" in result.stderr
+
+
+def test_sandbox_worker_rejects_remote_public_url(tmp_path: Path) -> None:
+    result = run_cli(
+        tmp_path,
+        "worker",
+        MYAFYA_SANDBOX="1",
+        MYAFYA_BROKER_URL="redis://127.0.0.1:6379/0",
+        MYAFYA_PUBLIC_URL="https://hooks.example.test",
+    )
+
+    assert result.returncode == 2
+    assert "MYAFYA_PUBLIC_URL" in result.stderr
+    assert "hooks.example.test" in result.stderr
+    assert "loopback" in result.stderr
