@@ -88,15 +88,15 @@ EMBEDDED_WORKER_THREADS = 4
 SQLITE_CHECKPOINT_SECONDS = 0.5
 
 
-def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> JobsConfig:
-    """Describe the job system; senders point at this server's sandbox when it is on.
+def jobs_config(settings: Settings, *, fakes_url: str, worker_threads: int) -> JobsConfig:
+    """Describe the job system; with the sandbox on, senders call the fakes at `fakes_url`.
 
     Africa's Talking is the default SMS sender. Twilio sends the SMS rows whose provider is
     `twilio` (replies to our Twilio number) when `MYAFYA_TWILIO_SMS_FROM` is set; without it
     those rows go out through Africa's Talking too.
     """
     username, api_key = settings.at_credentials
-    base_url = f"{self_url}/sandbox/africastalking" if settings.sandbox_on else None
+    base_url = f"{fakes_url}/sandbox/africastalking" if settings.sandbox_on else None
     if settings.twilio_credentials is not None and settings.twilio_sms_sender is None:
         log.info(
             "MYAFYA_TWILIO_SMS_FROM is not set, so replies to SMS that came through Twilio"
@@ -111,12 +111,12 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
             base_url=base_url,
         )
         senders: dict[str, BlockingSender] = {"sms": sms}
-        twilio = twilio_sender(settings, self_url=self_url)
+        twilio = twilio_sender(settings, fakes_url=fakes_url)
         if twilio is not None and settings.whatsapp_from is not None:
             senders["whatsapp"] = twilio
         if twilio is not None and settings.twilio_sms_sender is not None:
             senders[f"sms:{TWILIO}"] = twilio
-        telegram = build_telegram_sender(settings, self_url)
+        telegram = build_telegram_sender(settings, fakes_url)
         if telegram is not None:
             senders["telegram"] = telegram
         return senders
@@ -131,7 +131,7 @@ def jobs_config(settings: Settings, *, self_url: str, worker_threads: int) -> Jo
     )
 
 
-def twilio_sender(settings: Settings, *, self_url: str) -> TwilioSender | None:
+def twilio_sender(settings: Settings, *, fakes_url: str) -> TwilioSender | None:
     """Build the Twilio sender, pointed at this server's fake when the sandbox is on; None when
     Twilio is not configured or has neither a WhatsApp nor an SMS number."""
     credentials = settings.twilio_credentials
@@ -147,7 +147,7 @@ def twilio_sender(settings: Settings, *, self_url: str) -> TwilioSender | None:
         sms_from=settings.twilio_sms_sender,
         templates=settings.whatsapp_templates,
         status_callback_url=f"{settings.public_url}{TWILIO_STATUS_PATH}",
-        base_url=f"{self_url}/sandbox/twilio" if settings.sandbox_on else None,
+        base_url=f"{fakes_url}/sandbox/twilio" if settings.sandbox_on else None,
         content_store=DatabaseContentStore(settings.database_url),
     )
 
@@ -169,7 +169,8 @@ def create_app(
         database = await open_database(
             settings.database_url, checkpoint_interval_seconds=SQLITE_CHECKPOINT_SECONDS
         )
-        config = jobs_config(settings, self_url=self_url, worker_threads=EMBEDDED_WORKER_THREADS)
+        fakes_url = settings.fakes_url(self_url)
+        config = jobs_config(settings, fakes_url=fakes_url, worker_threads=EMBEDDED_WORKER_THREADS)
         # Embedded: a dramatiq worker and the scheduler run here. With a broker URL they run in
         # `myafya worker`, and this process only enqueues.
         jobs = JobSystem(config, database=database, clock=clock, run_worker=config.embedded)
@@ -210,7 +211,7 @@ def create_app(
             metrics=metrics,
             dispatcher=dispatcher,
         )
-        start_telegram(app, settings=settings, host=host, metrics=metrics, self_url=self_url)
+        start_telegram(app, settings=settings, host=host, metrics=metrics, fakes_url=fakes_url)
         if settings.sandbox_on and not settings.at_webhook_secret:
             log.info(
                 "Africa's Talking inbound SMS URL with the sandbox placeholder secret: "

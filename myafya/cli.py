@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import ipaddress
 import logging
 import secrets
 import sys
@@ -14,7 +13,7 @@ from urllib.parse import urlsplit
 
 from core.db.database import Sql
 from core.notify.outbox import RequeueOutcome
-from myafya.settings import Settings, SettingsError, load_settings
+from myafya.settings import Settings, SettingsError, is_loopback_url, load_settings
 
 log = logging.getLogger("myafya")
 
@@ -208,12 +207,13 @@ def worker(processes: int, threads: int, run_scheduler: bool) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
-    if settings.sandbox_on and not _is_loopback_url(settings.public_url):
-        host = urlsplit(settings.public_url).hostname
+    fakes_url = settings.fakes_url(settings.public_url)
+    if settings.sandbox_on and not is_loopback_url(fakes_url):
+        host = urlsplit(fakes_url).hostname
         print(
             "myafya: with the sandbox on, the worker sends to the provider fakes of myafya serve"
             f" at MYAFYA_PUBLIC_URL, which must be a loopback address; got host {host!r}."
-            " Set MYAFYA_PUBLIC_URL to http://127.0.0.1:PORT of that server, or turn the"
+            " Set MYAFYA_SANDBOX_URL to http://127.0.0.1:PORT of that server, or turn the"
             " sandbox off",
             file=sys.stderr,
         )
@@ -221,23 +221,12 @@ def worker(processes: int, threads: int, run_scheduler: bool) -> None:
     if processes > 1:
         raise SystemExit(supervise(processes, threads, run_scheduler=run_scheduler))
     upgrade_to_head(settings.database_url)
-    # In sandbox mode the senders reach the fakes of the `myafya serve` at MYAFYA_PUBLIC_URL.
-    config = jobs_config(settings, self_url=settings.public_url, worker_threads=threads)
+    config = jobs_config(settings, fakes_url=fakes_url, worker_threads=threads)
     # NOTE: `POST /sandbox/clock` moves the clock of the `myafya serve` process only. Separate
     # workers keep the wall clock, so after a jump they skip rows that are not yet due on it.
     # The scheduler hands such rows over again later. Demonstrate reminders with the embedded
     # worker instead.
     run_worker_process(config, clock=SystemClock(), run_scheduler=run_scheduler)
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _mask_phone(phone: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         default=None,
         description="Send provider calls to the loopback fakes; on when no credentials are set",
     )
+    sandbox_url: str | None = Field(
+        default=None,
+        description="Loopback URL of the server whose /sandbox/ fakes the provider SDKs call",
+    )
     timezone: str = "Africa/Nairobi"
 
     at_username: str | None = None
@@ -137,6 +141,18 @@ class Settings(BaseSettings):
         parsed = urlsplit(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("sandbox_url")
+    @classmethod
+    def _loopback_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not is_loopback_url(value):
+            raise ValueError(
+                f"expected an http:// URL on a loopback address such as 127.0.0.1, got {value!r}"
+            )
         return value.rstrip("/")
 
     @field_validator("at_allowed_networks")
@@ -246,6 +262,10 @@ class Settings(BaseSettings):
     @property
     def sandbox_on(self) -> bool:
         return bool(self.sandbox)
+
+    def fakes_url(self, own_url: str) -> str:
+        """Return the base URL of the provider fakes: `sandbox_url`, or else `own_url`."""
+        return self.sandbox_url or own_url
 
     @property
     def zone(self) -> ZoneInfo:
@@ -394,3 +414,14 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
             raise SettingsError(f"invalid settings: {message}") from None
         name = ENV_PREFIX + "_".join(str(part) for part in first["loc"]).upper()
         raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Return whether the URL's host is localhost or a loopback address."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -30,17 +30,17 @@ WEBHOOK_PATH = "/webhooks/telegram"
 _UNUSED_TOKEN = "0:telegram-not-configured"  # noqa: S105  (not a credential)
 
 
-def telegram_api_url(settings: Settings, self_url: str) -> str:
-    return f"{self_url}/sandbox/telegram" if settings.sandbox_on else TELEGRAM_API_URL
+def telegram_api_url(settings: Settings, fakes_url: str) -> str:
+    return f"{fakes_url}/sandbox/telegram" if settings.sandbox_on else TELEGRAM_API_URL
 
 
-def build_telegram_sender(settings: Settings, self_url: str) -> TelegramSender | None:
+def build_telegram_sender(settings: Settings, fakes_url: str) -> TelegramSender | None:
     """Return the worker's sender, or None when Telegram is not configured."""
     credentials = settings.telegram_credentials
     if credentials is None:
         return None
     token, _ = credentials
-    return TelegramSender(token=token, api_url=telegram_api_url(settings, self_url))
+    return TelegramSender(token=token, api_url=telegram_api_url(settings, fakes_url))
 
 
 def start_telegram(
@@ -49,12 +49,12 @@ def start_telegram(
     settings: Settings,
     host: ConversationHost,
     metrics: object,
-    self_url: str,
+    fakes_url: str,
 ) -> None:
     """Build the webhook and its button-press answers; call from the app's start-up context."""
     credentials = settings.telegram_credentials
     token, secret = credentials if credentials else (_UNUSED_TOKEN, None)
-    api_url = telegram_api_url(settings, self_url)
+    api_url = telegram_api_url(settings, fakes_url)
     answers = CallbackAnswers(BotApi(token, api_url))
     app[TELEGRAM_ANSWERS] = answers
     app[TELEGRAM_WEBHOOK] = TelegramWebhook(

@@ -129,6 +129,6 @@ def test_twilio_sms_sender_needs_number(sms_from: str | None, keys: list[str]) -
         at_api_key="test-api-key-not-secret",
         **twilio_settings(twilio_sms_from=sms_from),
     )
-    config = jobs_config(settings, self_url="http://127.0.0.1:9", worker_threads=1)
+    config = jobs_config(settings, fakes_url="http://127.0.0.1:9", worker_threads=1)
 
     assert sorted(config.build_senders()) == keys

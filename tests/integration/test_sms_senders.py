@@ -49,7 +49,7 @@ async def test_africastalking_reply_is_gsm7(sms_service: RunningService) -> None
 async def test_twilio_sms_is_gsm7(sms_service: RunningService) -> None:
     settings = sms_service.services.settings
     self_url = str(sms_service.client.make_url("")).rstrip("/")
-    sender = twilio_sender(settings, self_url=self_url)
+    sender = twilio_sender(settings, fakes_url=self_url)
     assert sender is not None
 
     result = await asyncio.to_thread(

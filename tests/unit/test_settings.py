@@ -110,6 +110,9 @@ def test_log_level_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MYAFYA_USSD_SERVICE_CODE", "hello"),
         ("MYAFYA_PUBLIC_URL", "notaurl"),
         ("MYAFYA_PUBLIC_URL", "ftp://hooks.example.test"),
+        ("MYAFYA_SANDBOX_URL", "https://hooks.example.test"),
+        ("MYAFYA_SANDBOX_URL", "http://192.0.2.10:8080"),
+        ("MYAFYA_SANDBOX_URL", "ftp://127.0.0.1"),
     ],
 )
 def test_more_invalid_settings_are_named(
@@ -124,3 +127,19 @@ def test_invalid_allowed_network_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("MYAFYA_AT_ALLOWED_NETWORKS", "192.0.2.0/24, not-an-address")
     with pytest.raises(SettingsError, match="invalid setting MYAFYA_AT_ALLOWED_NETWORKS"):
         load_settings(env_file=None)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:39001/", "http://[::1]:39001", "http://localhost:39001"]
+)
+def test_sandbox_url_on_loopback(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("MYAFYA_SANDBOX_URL", url)
+    settings = load_settings(env_file=None)
+
+    assert settings.fakes_url("http://127.0.0.1:8080") == url.rstrip("/")
+
+
+def test_fakes_default_to_own_server() -> None:
+    settings = load_settings(env_file=None)
+
+    assert settings.fakes_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
