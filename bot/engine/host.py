@@ -192,6 +192,13 @@ class CommandExecutor:
                     await patients.set_language(
                         self._uow, patient_id=self._conversation.patient_id, language=language
                     )
+                    await reminders.relocalize_reminders(
+                        self._uow,
+                        patient_id=self._conversation.patient_id,
+                        language=language,
+                        zone=self._config.zone,
+                        now=self._now,
+                    )
                 self._conversation.language = language
                 self._conversation.data[LANGUAGE_CHOSEN_KEY] = True
                 return None

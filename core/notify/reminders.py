@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from core.booking.model import Appointment
 from core.db.database import Sql, UnitOfWork
@@ -48,6 +49,21 @@ _REVOKE = Sql(
     UPDATE outbox_messages
     SET status = 'suppressed', status_reason = :reason, updated_at = :now
     WHERE appointment_id = :appointment_id AND kind = :kind AND status = 'queued'
+    """
+)
+
+
+_QUEUED_REMINDERS = Sql(
+    """
+    SELECT id, variables, appointment_starts_at FROM outbox_messages
+    WHERE patient_id = :patient_id AND kind = :kind AND status = 'queued'
+    """
+)
+_RELOCALIZE = Sql(
+    """
+    UPDATE outbox_messages
+    SET language = :language, variables = :variables, body = :body, updated_at = :now
+    WHERE id = :id AND status = 'queued'
     """
 )
 
@@ -161,3 +177,26 @@ async def move_reminders(
         policy=policy,
         now=now,
     )
+
+
+async def relocalize_reminders(
+    uow: UnitOfWork, *, patient_id: int, language: str, zone: ZoneInfo, now: datetime
+) -> int:
+    """Write the patient's queued reminders again in `language`; return how many changed.
+
+    A reminder's text is written when it is planned, so without this a patient who switches
+    language would get reminders in the one they had when they booked.
+    """
+    rows = await uow.all(_QUEUED_REMINDERS, patient_id=patient_id, kind=MessageKind.REMINDER.value)
+    for row in rows:
+        variables = json.loads(row["variables"])
+        variables["when"] = local_day_and_time(row["appointment_starts_at"], zone, language)
+        await uow.execute(
+            _RELOCALIZE,
+            id=row["id"],
+            language=language,
+            variables=json.dumps(variables, ensure_ascii=False, sort_keys=True),
+            body=translate(language, REMINDER_TEMPLATE, **variables),
+            now=now,
+        )
+    return len(rows)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.engine.commands import ChangeLanguage
 from core.clock import FrozenClock
 from core.db.database import Sql
 from core.i18n import local_day_and_time
@@ -22,6 +23,7 @@ from tests.integration.notify_setup import (
     move,
     nairobi_time,
     outbox_rows,
+    run_command,
 )
 
 PHONE = "+254700000111"
@@ -84,6 +86,19 @@ async def test_reminder_in_kiswahili(service_on_redis: RunningService) -> None:
         assert text.startswith("MyAfya: Ukumbusho")
         assert when in text
         assert "06:00" not in text
+
+
+async def test_reminder_follows_language_change(service_on_redis: RunningService) -> None:
+    service = service_on_redis
+    appointment = await book(service, PHONE, nairobi_time(2027, 1, 15, 9))
+    assert len(await service.sent_sms()) == 1  # the confirmation, in English
+
+    await run_command(service, PHONE, appointment.patient_id, ChangeLanguage("sw"), "en")
+    await advance_to(service, datetime(2027, 1, 14, 6, 0, tzinfo=UTC))
+
+    reminder = (await service.sent_sms())[1]
+    assert reminder["text"].startswith("MyAfya: Ukumbusho")
+    assert local_day_and_time(nairobi_time(2027, 1, 15, 9), NAIROBI, "sw") in reminder["text"]
 
 
 async def test_cancelled_appointment_gets_no_reminder(service_on_redis: RunningService) -> None:
