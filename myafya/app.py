@@ -216,7 +216,7 @@ def create_app(
             log.info(
                 "Africa's Talking inbound SMS URL with the sandbox placeholder secret: "
                 "%s/webhooks/africastalking/sms/%s",
-                settings.public_url,
+                self_url,
                 SANDBOX_AT_WEBHOOK_SECRET,
             )
         slot_keeper = asyncio.get_running_loop().create_task(

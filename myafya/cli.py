@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import secrets
+import socket
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -72,6 +73,13 @@ def serve(host: str, port: int) -> None:
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
+    # Bound before anything else runs, so a busy port stops start-up before the migrations,
+    # the demo data and the job system touch the database.
+    try:
+        listener = _listen(host, port)
+    except OSError as exc:
+        print(f"myafya: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(1) from None
     mode = "sandbox (loopback provider fakes)" if settings.sandbox_on else "live providers"
     log.info("starting", extra={"mode": mode, "database": settings.database_url.split(":", 1)[0]})
 
@@ -107,11 +115,16 @@ def serve(host: str, port: int) -> None:
     except ImportError:
         pass
     loop = loop_factory() if loop_factory else None
-    try:
-        web.run_app(app, host=host, port=port, print=print_banner, access_log=None, loop=loop)
-    except OSError as exc:
-        print(f"myafya: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-        raise SystemExit(1) from None
+    with listener:
+        web.run_app(app, sock=listener, print=print_banner, access_log=None, loop=loop)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Return a listening TCP socket on `host` and `port`; raise OSError when it is taken."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return socket.create_server(address, family=family)
 
 
 def migrate() -> None:

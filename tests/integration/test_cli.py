@@ -194,6 +194,8 @@ def test_serve_reports_busy_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "MyAfya is running" not in result.stdout
+    assert "job system started" not in result.stdout + result.stderr
+    assert not (tmp_path / "cli.db").exists(), "start-up touched the database"
 
 
 def test_serve_rejects_invalid_port(tmp_path: Path) -> None:
