@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.notify.policy import DeliveryPolicy, MessageKind, QuietHours
@@ -409,11 +410,23 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
+        reason = _error_reason(first)
         if not first["loc"]:  # a rule across several settings names them in its message
-            message = first["msg"].removeprefix("Value error, ")
-            raise SettingsError(f"invalid settings: {message}") from None
+            raise SettingsError(f"invalid settings: {reason}") from None
         name = ENV_PREFIX + "_".join(str(part) for part in first["loc"]).upper()
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        raise SettingsError(f"invalid setting {name}: {reason}") from None
+
+
+def _error_reason(error: ErrorDetails) -> str:
+    """Return the reason of one validation error without pydantic's "Value error, " prefix.
+
+    For a ValueError raised by a validator, that is the exception's own message.
+    """
+    if error["type"] == "value_error":
+        raised = error.get("ctx", {}).get("error")
+        if raised is not None:
+            return str(raised)
+    return error["msg"]
 
 
 def is_loopback_url(url: str) -> bool:

@@ -60,6 +60,26 @@ def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, va
         load_settings(env_file=None)
 
 
+def test_invalid_setting_message_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env_file=None)
+
+    message = str(raised.value)
+    assert message.startswith("invalid setting MYAFYA_TIMEZONE: unknown IANA time zone"), message
+    assert "Value error" not in message
+
+
+def test_invalid_settings_rule_message_is_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAFYA_SANDBOX", "0")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env_file=None)
+
+    message = str(raised.value)
+    assert message.startswith("invalid settings: "), message
+    assert "Value error" not in message
+
+
 def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("MYAFYA_CHANGE_CUTOFF_HOURS=6\n")
