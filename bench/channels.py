@@ -13,10 +13,13 @@ Scenarios:
   registered patients, alternating a text message "00" and a press of button 1 (Book) on the
   menu it drew. Each load worker has users of its own, so no user has two updates in flight,
   and a press carries the conversation version its keyboard was drawn for. The service
-  answers each press and removes its keyboard with two Bot API calls after responding. They go
-  to the sandbox's Bot API fake, which the same process serves, so a press costs more here
-  than in production. `--settle` pauses before each measurement so that the calls left over
-  from the one before do not slow it down.
+  answers each press and removes its keyboard with two Bot API calls after responding.
+  `--settle` pauses before each measurement so that the calls left over from the one before
+  do not slow it down.
+
+The provider calls of our server go to the sandbox fakes of a second `myafya serve` on a
+database of its own (MYAFYA_SANDBOX_URL), as they go to the providers' servers in production.
+With `--fakes same` our server serves them itself, which adds the fakes' work to its own.
 Add a scenario to SCENARIOS for another channel.
 
 Our server's replies are checked after each measurement: every accepted request must have put
@@ -422,13 +425,42 @@ def start_bare_server(workdir: Path) -> ServerProcess:
     return server
 
 
-def start_ours(database: BenchDatabase, jobs: str, namespace: str) -> ServerProcess:
-    port = free_port()
-    env = service_environment(database.url)
+def _service_environment(database_url: str) -> dict[str, str]:
+    env = service_environment(database_url)
     env.update(
         MYAFYA_TELEGRAM_BOT_TOKEN=BENCH_TELEGRAM_TOKEN,
         MYAFYA_TELEGRAM_WEBHOOK_SECRET=BENCH_TELEGRAM_SECRET,
     )
+    return env
+
+
+def start_provider_fakes(database: BenchDatabase) -> ServerProcess:
+    """Start a second `myafya serve`, on a database of its own, whose /sandbox/ fakes answer
+    the provider calls of ours, as the providers' own servers do in production."""
+    port = free_port()
+    fakes_database = f"sqlite:///{database.workdir / 'provider-fakes.db'}"
+    server = ServerProcess(
+        [str(BIN / "myafya"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        port=port,
+        env=_service_environment(fakes_database),
+        cwd=database.workdir,
+        name="provider-fakes",
+    )
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_ours(
+    database: BenchDatabase, jobs: str, namespace: str, fakes: ServerProcess | None
+) -> ServerProcess:
+    port = free_port()
+    env = _service_environment(database.url)
+    if fakes is not None:
+        env.update(MYAFYA_SANDBOX_URL=fakes.base_url)
     if jobs == "redis":
         env.update(MYAFYA_BROKER_URL=REDIS_URL, MYAFYA_BROKER_NAMESPACE=namespace)
     server = ServerProcess(
@@ -468,9 +500,10 @@ def measure(
     samples: dict[str, dict[int, list[Sample]]] = {
         name: {c: [] for c in CONCURRENCIES} for name in ("ours", "bare")
     }
+    fakes = start_provider_fakes(database) if args.fakes == "separate" else None
     try:
         with (
-            start_ours(database, args.jobs, namespace) as ours,
+            start_ours(database, args.jobs, namespace, fakes) as ours,
             start_bare_server(database.workdir) as bare,
         ):
             servers = {"ours": ours, "bare": bare}
@@ -513,6 +546,8 @@ def measure(
                             f" load average {load_average()}"
                         )
     finally:
+        if fakes is not None:
+            fakes.stop()
         if args.jobs == "redis":
             clear_redis_namespace(namespace)
     return samples
@@ -549,6 +584,12 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument("--jobs", choices=("redis", "embedded"), default="redis")
+    parser.add_argument(
+        "--fakes",
+        choices=("separate", "same"),
+        default="separate",
+        help="serve the provider fakes from a process of their own (default) or from ours",
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every measurement")
