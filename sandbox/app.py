@@ -173,6 +173,11 @@ class _SandboxControl:
                 except FaultRequestError as exc:
                     raise _InvalidField(exc.field, exc.reason) from None
                 return web.Response(status=204)
+            if service not in FAULT_SERVICES:
+                known = ", ".join(sorted(FAULT_SERVICES))
+                raise _InvalidField(
+                    "service", f"unknown service {service!r}; expected one of {known}"
+                )
             http_status = body.get("http_status")
             delay_seconds = body.get("delay_seconds", 0)
             count = _required_field(body, "count", int)
@@ -189,11 +194,6 @@ class _SandboxControl:
             if not 0 <= delay_seconds <= MAX_FAULT_DELAY_SECONDS:
                 raise _InvalidField(
                     "delay_seconds", f"expected 0 to {MAX_FAULT_DELAY_SECONDS}, got {delay_seconds}"
-                )
-            if service not in FAULT_SERVICES:
-                known = ", ".join(sorted(FAULT_SERVICES))
-                raise _InvalidField(
-                    "service", f"unknown service {service!r}; expected one of {known}"
                 )
             if http_status is not None and not 400 <= http_status <= 599:
                 raise _InvalidField("http_status", f"expected 400 to 599, got {http_status}")

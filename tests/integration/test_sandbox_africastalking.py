@@ -414,6 +414,9 @@ async def test_list_and_clear_messages(
             "service",
             id="service-unknown",
         ),
+        pytest.param(
+            {"service": "nope", "http_status": 500}, "service", id="service-unknown-count-missing"
+        ),
         pytest.param({"service": 5, "http_status": 503, "count": 1}, "service", id="service-int"),
         pytest.param(
             {"service": "africastalking.sms", "count": 1}, "http_status", id="status-missing"
