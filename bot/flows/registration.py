@@ -11,6 +11,9 @@ from bot.engine.model import Choice, Screen, Text
 
 NAME_MIN, NAME_MAX = 2, 60
 NAME_PUNCTUATION = frozenset(" '-.")
+# Phone keyboards type ’ (U+2019), and some ‘ (U+2018) or ʼ (U+02BC), in names such as
+# Ng’ang’a. GSM-7 has only the ASCII apostrophe, so names are stored with that one.
+APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc", "'"))
 
 
 class State(enum.Enum):
@@ -38,8 +41,9 @@ async def render_name(context: StepContext) -> Screen:
 
 
 def clean_name(raw: str) -> str | None:
-    """Return the name with single spaces, or None when it is not a plausible name."""
-    name = " ".join(raw.split())
+    """Return the name with single spaces and ASCII apostrophes, or None when it is not a
+    plausible name."""
+    name = " ".join(raw.translate(APOSTROPHES).split())
     if not NAME_MIN <= len(name) <= NAME_MAX:
         return None
     if not all(char.isalpha() or char in NAME_PUNCTUATION for char in name):

@@ -210,6 +210,27 @@ async def test_invalid_name_reprompts(service) -> None:
     assert "Privacy" in screen
 
 
+async def test_typographic_apostrophes_in_names(service) -> None:
+    """Names typed with ’ (U+2019), ‘ (U+2018) or ʼ (U+02BC) are stored with the ASCII
+    apostrophe, because it is the only one in GSM-7."""
+    typed_names = {
+        "+254700000110": ("O\u2019Neil Test", "O'Neil Test"),
+        "+254700000111": ("Test Ng\u2018ang\u2019a", "Test Ng'ang'a"),
+        "+254700000112": ("Test O\u02bcBrien", "Test O'Brien"),
+    }
+    for phone, (typed, stored) in typed_names.items():
+        session = f"ATUid_apostrophe_{phone[-3:]}"
+        _, screen = await service.ussd(session, phone, f"1*{typed}")
+        assert "Privacy" in screen, typed
+
+        _, screen = await service.ussd(session, phone, f"1*{typed}*1")
+
+        assert f"Thank you, {stored}" in screen, typed
+        assert is_gsm7(screen), screen
+        name = await service.scalar("SELECT name FROM patients WHERE phone = :p", p=phone)
+        assert name == stored
+
+
 async def test_every_screen_fits_ussd(service) -> None:
     """Walk the main screens in both languages: 182 septets at most, GSM-7 only."""
     phones = {"en": "+254700000103", "sw": "+254700000104"}

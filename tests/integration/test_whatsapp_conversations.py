@@ -95,6 +95,20 @@ async def test_booking_transcript_over_whatsapp(service: RunningService) -> None
     assert await service.scalar("SELECT COUNT(*) FROM outbox_messages WHERE channel = 'sms'") == 0
 
 
+async def test_registration_with_typographic_apostrophe(sqlite_service: RunningService) -> None:
+    service = sqlite_service
+    await say(service, "hi")
+    await say(service, "1")  # English
+    await say(service, "Siobh\u00e1n O\u2019Neil")
+    assert "Privacy" in await last_reply(service)
+
+    await say(service, "1")  # I agree
+
+    assert "Thank you, Siobh\u00e1n O'Neil" in await last_reply(service)
+    name = await service.scalar("SELECT name FROM patients WHERE phone = :p", p=PHONE)
+    assert name == "Siobh\u00e1n O'Neil"
+
+
 async def test_menu_drawn_as_list(sqlite_service: RunningService) -> None:
     await sqlite_service.register(PHONE)
     await say(sqlite_service, "hi")
