@@ -43,6 +43,9 @@ from core.i18n import translate
 # Keys the engine keeps in Conversation.data; flows use other names.
 CHOICES_KEY = "_choices"
 PAGE_KEY = "_page"
+# Choice indices where a page must start, added when a long notice shortened a page, so that
+# "more" goes on from the first choice the shortened page left out. Cleared with the screen.
+PAGE_BREAKS_KEY = "_page_breaks"
 HAS_MORE_KEY = "_more"
 ACCEPTS_TEXT_KEY = "_text"
 # Set when the user picked the conversation's language in a menu, as opposed to the language
@@ -184,7 +187,7 @@ class Engine:
             else:
                 if conversation.back_stack:
                     conversation.flow, conversation.state = conversation.back_stack.pop()
-                conversation.data[PAGE_KEY] = 0
+                _first_page(conversation)
             return await self.render(conversation, context, limits)
         if received.kind is InputKind.TEXT and received.text == MORE:
             if not conversation.data.get(HAS_MORE_KEY):
@@ -237,7 +240,7 @@ class Engine:
                 if not replace:
                     conversation.back_stack.append((conversation.flow, conversation.state))
                 conversation.state = target.name
-                conversation.data[PAGE_KEY] = 0
+                _first_page(conversation)
                 return await self.render(conversation, context, limits, notice)
             case Enter(target, notice):
                 flow.check(state, target)
@@ -245,7 +248,7 @@ class Engine:
                 other = self.flows[target.flow]
                 conversation.flow = target.flow
                 conversation.state = target.state or other.initial.name
-                conversation.data[PAGE_KEY] = 0
+                _first_page(conversation)
                 return await self.render(conversation, context, limits, notice)
             case Home(notice):
                 self.go_home(conversation)
@@ -291,10 +294,24 @@ class Engine:
         back = bool(conversation.back_stack) or requested_page > 0
         # Home is offered once the patient is registered; before that `00` only restarts.
         home = not self.is_home(conversation) and conversation.patient_id is not None
-        # Pages are cut without the notice, so a re-prompt keeps the numbers the patient saw.
-        pages = self._paginate(body, labels, limits, language, back=back, home=home)
+        # Pages are cut without the notice, so a re-prompt keeps the choices the patient saw
+        # when the notice fits in place of the screen's text. A longer notice shortens the page
+        # and adds a page break, which later renders of this screen keep.
+        breaks = tuple(conversation.data.get(PAGE_BREAKS_KEY, ()))
+        pages = self._paginate(body, labels, limits, language, back=back, home=home, breaks=breaks)
         page = min(requested_page, max(len(pages) - 1, 0))
         first, last = pages[page] if pages else (0, 0)
+        if notice_text:
+            end = _notice_page_end(
+                notice_text, tuple(labels), first, last, limits, language, back, home
+            )
+            if end < last:
+                breaks = tuple(sorted({*breaks, end}))
+                conversation.data[PAGE_BREAKS_KEY] = list(breaks)
+                pages = self._paginate(
+                    body, labels, limits, language, back=back, home=home, breaks=breaks
+                )
+                first, last = pages[page]
         options = tuple(Option(str(i + 1), labels[i]) for i in range(first, last))
         has_more = page < len(pages) - 1
         navigation = self._navigation(language, more=has_more, back=back, home=home)
@@ -308,9 +325,7 @@ class Engine:
         contact_label = (
             translate(language, screen.request_contact.id) if screen.request_contact else ""
         )
-        reply = Reply(
-            _join(notice_text, body), options, navigation, request_contact=contact_label
-        )
+        reply = Reply(_join(notice_text, body), options, navigation, request_contact=contact_label)
         # When the notice makes the screen too long, the notice replaces the screen's own text.
         return self._fit_reply(reply, limits, shorter_body=notice_text or None)
 
@@ -331,9 +346,13 @@ class Engine:
         *,
         back: bool,
         home: bool,
+        breaks: tuple[int, ...] = (),
     ) -> tuple[tuple[int, int], ...]:
-        """Split the choices into pages of [first, last) indices that fit the channel's screen."""
-        return _paginate(body, tuple(labels), limits, language, back, home)
+        """Split the choices into pages of [first, last) indices that fit the channel's screen.
+
+        A page also ends before each index in `breaks` when the channel limits the screen size.
+        """
+        return _paginate(body, tuple(labels), limits, language, back, home, breaks)
 
     def _fit_reply(
         self, reply: Reply, limits: ScreenLimits, shorter_body: str | None = None
@@ -362,6 +381,12 @@ def _join(*parts: str) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def _first_page(conversation: Conversation) -> None:
+    """Show a newly entered screen from its first page, without an earlier screen's breaks."""
+    conversation.data[PAGE_KEY] = 0
+    conversation.data.pop(PAGE_BREAKS_KEY, None)
+
+
 # Screens repeat (every walk through booking shows the same specialty and doctor lists), so
 # the navigation lines and the page cuts are cached on everything they depend on.
 
@@ -378,6 +403,20 @@ def _navigation(language: str, more: bool, back: bool, home: bool) -> tuple[Opti
     return tuple(items)
 
 
+def _line_size(line: str, limits: ScreenLimits) -> int:
+    """Measure one line of `Reply.as_text` with its newline."""
+    return (gsm7_length(line) if limits.gsm7_only else len(line)) + 1
+
+
+def _navigation_size(
+    language: str, limits: ScreenLimits, more: bool, back: bool, home: bool
+) -> int:
+    """Measure the navigation lines with their newlines."""
+    return sum(
+        _line_size(f"{o.key}. {o.label}", limits) for o in _navigation(language, more, back, home)
+    )
+
+
 @lru_cache(maxsize=1024)
 def _paginate(
     body: str,
@@ -386,8 +425,12 @@ def _paginate(
     language: str,
     back: bool,
     home: bool,
+    breaks: tuple[int, ...] = (),
 ) -> tuple[tuple[int, int], ...]:
     """Split the choices into pages of [first, last) indices that fit the channel's screen.
+
+    A page also ends before each index in `breaks` when the channel limits the screen size,
+    because only there does a notice shorten a page.
 
     Each line is measured once; a page's size is the sum of its lines and newlines, which is
     what `Reply.as_text` produces.
@@ -399,24 +442,21 @@ def _paginate(
         return tuple((i, min(i + step, len(labels))) for i in range(0, len(labels), step))
 
     def size(line: str) -> int:
-        # With its newline.
-        return (gsm7_length(line) if limits.gsm7_only else len(line)) + 1
+        return _line_size(line, limits)
 
     body_size = size(body) if body else 0
     option_sizes = [size(f"{i + 1}. {label}") for i, label in enumerate(labels)]
     # Navigation lines when a "more" line is and is not shown, less the final newline.
-    nav_with_more = sum(
-        size(f"{o.key}. {o.label}") for o in _navigation(language, True, back, home)
-    )
-    nav_without_more = sum(
-        size(f"{o.key}. {o.label}") for o in _navigation(language, False, back, home)
-    )
+    nav_with_more = _navigation_size(language, limits, True, back, home)
+    nav_without_more = _navigation_size(language, limits, False, back, home)
     pages: list[tuple[int, int]] = []
     first = 0
     while first < len(labels):
         last = first
         used = body_size
         while last < len(labels) and last - first < limits.max_choices:
+            if last > first and last in breaks:
+                break
             more = last + 1 < len(labels)
             navigation = nav_with_more if more else nav_without_more
             if used + option_sizes[last] + navigation - 1 > limits.max_chars:
@@ -428,3 +468,31 @@ def _paginate(
         pages.append((first, last))
         first = last
     return tuple(pages)
+
+
+def _notice_page_end(
+    notice: str,
+    labels: tuple[str, ...],
+    first: int,
+    last: int,
+    limits: ScreenLimits,
+    language: str,
+    back: bool,
+    home: bool,
+) -> int:
+    """Return where the page [first, last) must end for `notice` to be shown whole above it.
+
+    `Engine._fit_reply` puts the notice in place of the screen's text when both do not fit, so
+    the page needs room for the notice alone. The page keeps at least one choice, so a notice
+    too long to fit beside one choice is still cut by words.
+    """
+    if limits.max_chars is None:
+        return last
+    notice_size = _line_size(notice, limits)
+    for end in range(last, first + 1, -1):
+        options = sum(_line_size(f"{i + 1}. {labels[i]}", limits) for i in range(first, end))
+        navigation = _navigation_size(language, limits, end < len(labels), back, home)
+        # Less the final newline, because `Reply.as_text` adds none after the last line.
+        if notice_size + options + navigation - 1 <= limits.max_chars:
+            return end
+    return min(first + 1, last)
