@@ -109,6 +109,17 @@ class Engine:
             language_chosen=bool(conversation.data.get(LANGUAGE_CHOSEN_KEY)),
         )
 
+    def at_language_question(self, conversation: Conversation) -> bool:
+        """Check whether the conversation is on the question that picks its language.
+
+        That is the unregistered home when a home past the language question exists.
+        """
+        return (
+            self.home.unregistered_with_language is not None
+            and self._home_ref(conversation) == self.home.unregistered
+            and self.is_home(conversation)
+        )
+
     def is_home(self, conversation: Conversation) -> bool:
         ref = self._home_ref(conversation)
         flow = self.flows[ref.flow]
@@ -191,7 +202,8 @@ class Engine:
             return await self.render(conversation, context, limits)
         if received.kind is InputKind.TEXT and received.text == MORE:
             if not conversation.data.get(HAS_MORE_KEY):
-                return await self.render(conversation, context, limits, Text("input.no_more"))
+                notice = self._input_notice(conversation, Text("input.no_more"))
+                return await self.render(conversation, context, limits, notice)
             conversation.data[PAGE_KEY] = int(conversation.data.get(PAGE_KEY, 0)) + 1
             return await self.render(conversation, context, limits)
 
@@ -211,17 +223,27 @@ class Engine:
             # The host handles the user's own, just-linked number, so this contact is not usable.
             return Stay(Text("link.not_own_contact"))
         if received.kind in (InputKind.MEDIA, InputKind.LOCATION):
-            return Stay(Text("input.answer_with_number"))
+            return Stay(self._input_notice(conversation, Text("input.answer_with_number")))
         if conversation.data.get(ACCEPTS_TEXT_KEY):
             if received.kind is InputKind.EMPTY:
                 return Stay(Text("input.empty_text"))
             return await step.handle(context, received.text)
         if received.kind is InputKind.EMPTY:
-            return Stay(Text("input.invalid_choice"))
+            return Stay(self._input_notice(conversation, Text("input.invalid_choice")))
         value = conversation.data.get(CHOICES_KEY, {}).get(received.text)
         if value is None:
-            return Stay(Text("input.invalid_choice"))
+            return Stay(self._input_notice(conversation, Text("input.invalid_choice")))
         return await step.handle(context, value)
+
+    def _input_notice(self, conversation: Conversation, notice: Text) -> Text:
+        """Return `notice` for an input the screen cannot use, or its bilingual replacement.
+
+        The language question comes before the patient has picked a language, so its notice is
+        the invalid-choice notice in English and Kiswahili, as the question itself is.
+        """
+        if self.at_language_question(conversation):
+            return Text("input.invalid_choice_bilingual")
+        return notice
 
     async def _apply(
         self,

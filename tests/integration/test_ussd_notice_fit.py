@@ -1,4 +1,4 @@
-"""Notices fit whole on USSD list screens.
+"""Notices fit whole on USSD list screens, and the first screen's notice is in both languages.
 
 When a notice does not fit beside a page, the engine puts it in place of the screen's own text,
 and when it still does not fit, the page shows fewer choices. The fullest pages of the demo data
@@ -141,3 +141,24 @@ async def test_long_notice_shortens_page(sqlite_service: RunningService, languag
     _, back = await sqlite_service.ussd("ATUid_clash3", phone, "*".join(back_answers))
     assert choices(back) == choices(screen)
     assert not back.startswith(f"CON {notice}"), back
+
+
+async def test_first_screen_notice_is_bilingual(sqlite_service: RunningService) -> None:
+    phone = "+254700000175"
+    _, welcome = await sqlite_service.ussd("ATUid_welcome", phone, "")
+    welcome_text = welcome.removeprefix("CON ")
+    english = translate("en", "input.invalid_choice")
+    kiswahili = translate("sw", "input.invalid_choice")
+
+    for answers in ("7", "7*7", "7*7*98"):
+        _, screen = await sqlite_service.ussd("ATUid_welcome", phone, answers)
+
+        notice, _, rest = screen.removeprefix("CON ").partition("\n" + welcome_text[:20])
+        assert rest, screen  # the welcome follows the notice
+        assert english in notice, screen
+        assert kiswahili in notice, screen
+        # The notice lists the languages in the order the welcome below it does.
+        english_first = welcome_text.startswith("Welcome")
+        assert (notice.index(english) < notice.index(kiswahili)) == english_first, screen
+        assert options(screen) == options(welcome), screen
+        assert septets(screen) <= USSD_MAX_SEPTETS, screen
