@@ -165,6 +165,20 @@ async def test_unknown_fields_are_accepted(sqlite_service_telegram) -> None:
     assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 1
 
 
+async def test_incomplete_sticker_is_named(sqlite_service_telegram) -> None:
+    service = sqlite_service_telegram
+    update = message_update(PATIENT_CHAT, sticker={"emoji": "\U0001f44d"})
+
+    status, text = await post_update(service, update)
+
+    assert status == 400, text
+    assert json.loads(text) == {
+        "error": "invalid field 'message.sticker': missing required fields",
+        "field": "message.sticker",
+    }
+    assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
+
+
 async def test_group_messages_are_ignored(sqlite_service_telegram) -> None:
     service = sqlite_service_telegram
     update = message_update(PATIENT_CHAT, text="1")

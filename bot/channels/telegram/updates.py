@@ -108,15 +108,105 @@ def parse_update(body: bytes, bot: Bot) -> Update:
             raise InvalidUpdate(field, "expected a JSON object")
     try:
         return Update.de_json(data, bot)
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+    except _PARSE_ERRORS as exc:
+        raise _invalid_object(data, bot, (type(exc), str(exc))) from None
+
+
+# Errors python-telegram-bot raises for an object it cannot build, such as a TypeError for
+# a missing required argument of the object's class.
+_PARSE_ERRORS: Final = (TypeError, KeyError, ValueError, AttributeError)
+# Each step of the search for the field at fault parses the whole update again, so the
+# search stops after this many parses and names the object it reached.
+MAX_FAULT_SEARCH_PARSES: Final = 64
+
+_Path = tuple[str | int, ...]
+_Failure = tuple[type[Exception], str]
+
+
+def _parse_failure(data: Any, bot: Bot) -> _Failure | None:
+    """Parse the update and return the type and text of the error, or None if it parses."""
+    try:
+        Update.de_json(data, bot)
+    except _PARSE_ERRORS as exc:
+        return type(exc), str(exc)
+    return None
+
+
+def _invalid_object(data: dict[str, Any], bot: Bot, failure: _Failure) -> InvalidUpdate:
+    """Build the rejection of an update that python-telegram-bot cannot parse.
+
+    The parser's error quotes Python internals, such as `Sticker.__init__() missing 7 required
+    positional arguments`, so the rejection names the field at fault instead.
+    """
+    path, is_value = _find_fault(data, bot, failure)
+    if not path:
         field = next(iter(sorted(_UPDATE_FIELDS & data.keys())), "body")
-        raise InvalidUpdate(field, f"not a valid Telegram object ({_describe(exc)})") from None
+    else:
+        field = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)
+        field = field.removeprefix(".")
+    error_type, text = failure
+    if is_value:
+        reason = "not a valid value"
+    elif issubclass(error_type, TypeError) and "required positional argument" in text:
+        reason = "missing required fields"
+    else:
+        reason = "not a valid Telegram object"
+    return InvalidUpdate(field, reason)
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing {exc.args[0]!r}"
-    return str(exc)
+def _find_fault(data: dict[str, Any], bot: Bot, failure: _Failure) -> tuple[_Path, bool]:
+    """Return the path of the deepest object at fault, and whether it is a single value.
+
+    python-telegram-bot (22.x) builds an object's nested objects before the object itself and
+    stops at the first error. So removing a nested object changes the error only when the
+    error comes from that object or from inside it, and the search descends into that one. A
+    value such as a date that cannot be parsed is at fault when removing it lets the update
+    parse.
+    """
+    path: _Path = ()
+    node: Any = data
+    parses = 0
+    while parses < MAX_FAULT_SEARCH_PARSES:
+        faulty_value = None
+        for key, child in _children(node):
+            if parses >= MAX_FAULT_SEARCH_PARSES:
+                break
+            parses += 1
+            outcome = _parse_failure(_without(data, (*path, key)), bot)
+            if isinstance(child, dict | list) and outcome != failure:
+                path = (*path, key)
+                node = child
+                break
+            if faulty_value is None and outcome is None:
+                faulty_value = key
+        else:
+            if faulty_value is not None:
+                return (*path, faulty_value), True
+            return path, False
+    return path, False
+
+
+def _children(node: Any) -> list[tuple[str | int, Any]]:
+    """Return the items of a JSON object or array, nested objects and arrays first."""
+    items: list[tuple[str | int, Any]]
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        return []
+    return sorted(items, key=lambda item: not isinstance(item[1], dict | list))
+
+
+def _without(node: Any, path: _Path) -> Any:
+    """Return a copy of `node` without the item at `path`, copying only the containers on it."""
+    key, *rest = path
+    copy = list(node) if isinstance(node, list) else dict(node)
+    if rest:
+        copy[key] = _without(node[key], tuple(rest))  # type: ignore[index]
+    else:
+        del copy[key]  # type: ignore[arg-type]
+    return copy
 
 
 def language_of(language_code: Any) -> str:
