@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 MAX_STALE_RETRIES = 3
+# The text of a contact input for the sender's own contact card whose phone number is not
+# valid. A linked number is the text of its own contact input, and someone else's contact has
+# an empty text.
+INVALID_PHONE_CONTACT = "invalid-phone"
 # Answers one USSD request may carry. A real session has a few dozen hops at most, and each
 # answer is replayed inside the database transaction, so a longer `text` is rejected.
 MAX_USSD_ANSWERS = 60
@@ -657,6 +661,11 @@ async def _next_reply(
         # A first message, a message after a finished flow, or a new channel at home: show the
         # opening screen rather than reading "hello" as a menu choice.
         return await engine.start(conversation, context, limits)
+    invalid_phone = message.input == Input(InputKind.CONTACT, INVALID_PHONE_CONTACT)
+    if invalid_phone and not engine.is_expired(conversation, context.now):
+        # The engine's notice for a contact is about someone else's number, so this one is
+        # chosen here. A timed-out conversation gets the engine's time-out notice instead.
+        return await engine.render(conversation, context, limits, Text("link.invalid_phone"))
     return await engine.step(conversation, message.input, context, limits)
 
 

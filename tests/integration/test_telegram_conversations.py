@@ -135,6 +135,23 @@ async def test_someone_elses_contact_is_rejected(sqlite_telegram) -> None:
     assert await sqlite_telegram.scalar("SELECT phone FROM conversations") == "tg:7000000023"
 
 
+async def test_invalid_own_number_notice(sqlite_telegram) -> None:
+    notices = {
+        "en": "That phone number is not valid. Please share your own mobile number.",
+        "sw": "Nambari hiyo ya simu si sahihi. Tafadhali tuma nambari yako ya simu ya mkononi.",
+    }
+    for user_id, language in ((7000000031, "en"), (7000000032, "sw")):
+        user = TelegramUser(sqlite_telegram, user_id, language_code=language)
+        await user.send("/start")
+
+        reply = await user.share_contact("12")
+
+        assert reply["text"].startswith(notices[language]), reply["text"]
+        assert "only link your own" not in reply["text"]
+        assert button_labels(reply), "the current screen follows the notice"
+    assert await sqlite_telegram.scalar("SELECT phone FROM channel_identities") is None
+
+
 async def test_stale_keyboard_press_does_nothing(sqlite_telegram) -> None:
     user = TelegramUser(sqlite_telegram, 7000000024)
     first = await user.send("/start")

@@ -35,6 +35,7 @@ from bot.channels.telegram.updates import (
 )
 from bot.engine.engine import LANGUAGE_CHOSEN_KEY
 from bot.engine.host import (
+    INVALID_PHONE_CONTACT,
     RECORD_INBOUND,
     ConversationHost,
     handle_message,
@@ -181,15 +182,18 @@ class TelegramWebhook:
 
         That language is the one of the user's `tg:` conversation, which contains any choice they
         made before linking, and else the update's own. Someone else's contact, or a number
-        that is not valid, links nothing. It reaches the engine as a contact input that is not
-        the key, and the engine replies with a notice.
+        that is not valid, links nothing. It reaches the host as a contact input that is not
+        the key, so the reply starts with a notice that says why. For the sender's own number
+        that is not valid, the input's text is `INVALID_PHONE_CONTACT`.
         """
         phone: str | None = None
+        unlinked_input = Input(InputKind.CONTACT)
         if event.contact_user_id == event.user_id:
             try:
                 phone = normalize_phone(event.phone_number)
             except InvalidPhoneNumber:
                 log.info("Telegram contact not linked: the phone number is not valid")
+                unlinked_input = Input(InputKind.CONTACT, INVALID_PHONE_CONTACT)
         else:
             log.info("Telegram contact not linked: it is not the sender's own")
         now = self._host.clock.now()
@@ -198,7 +202,7 @@ class TelegramWebhook:
                 key = await identities.record_user(
                     uow, user_id=event.user_id, chat_id=event.chat_id, now=now
                 )
-                return key, Input(InputKind.CONTACT), event.language, False
+                return key, unlinked_input, event.language, False
             await identities.link_phone(
                 uow, user_id=event.user_id, chat_id=event.chat_id, phone=phone, now=now
             )
