@@ -107,15 +107,26 @@ def _ordered(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 # --- SQLite ---------------------------------------------------------------------------------
 
 
+_latest_reading: tuple[datetime | None, str] = (None, "")
+
+
 def _adapt_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime passed to the database; use the clock's UTC values")
     # The clock's values are already in UTC, and astimezone() would build a new object.
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    if utc.microsecond:
-        # A clock reading, which no later statement passes again: the cache would only evict.
-        return _format_sqlite_utc(utc)
-    return _sqlite_utc_text(utc)
+    if not utc.microsecond:
+        return _sqlite_utc_text(utc)
+    # A clock reading. A request passes its one reading to several statements, and later
+    # requests never pass it again, so only the latest is kept: in the LRU cache each new
+    # reading would evict an instant that steps do pass again.
+    global _latest_reading
+    latest = _latest_reading
+    if latest[0] is utc:
+        return latest[1]
+    text = _format_sqlite_utc(utc)
+    _latest_reading = (utc, text)  # one tuple, so threads never see half of a pair
+    return text
 
 
 def _adapt_date(value: date) -> str:
