@@ -9,6 +9,7 @@ from bot.engine.commands import BookAppointment
 from bot.engine.flow import Finish, Flow, Go, Home, Outcome, Step, StepContext
 from bot.engine.model import Choice, Screen, Text
 from bot.flows.common import day_choices, render_slot_taken, time_choices
+from core.booking.model import Appointment, Slot
 from core.errors import AlreadyBookedThen, SlotUnavailable, TooManyAppointments
 from core.i18n import local_date, local_day_and_time, money
 
@@ -67,14 +68,29 @@ async def handle_day(context: StepContext, value: str) -> Outcome:
     return Go(State.TIME)
 
 
+# Set in the flow's data once a booking clashed with the patient's own appointment, so that
+# later time lists leave out the times the patient already has.
+SKIP_OWN_TIMES_KEY = "skip_own_times"
+
+
 async def render_time(context: StepContext) -> Screen:
     day = date.fromisoformat(str(context.data["day"]))
     slots = await context.queries.free_slots(int(context.data["doctor_id"]), day)
+    if context.data.get(SKIP_OWN_TIMES_KEY):
+        # Only after a clash, so an ordinary walk costs no extra query.
+        own = await context.queries.upcoming_appointments()
+        slots = [slot for slot in slots if not any(_overlaps(slot, mine) for mine in own)]
     return Screen(
         body=(Text("booking.choose_time", day=local_date(day, context.language)),),
         choices=time_choices(context, slots),
         empty=Text("booking.no_times"),
     )
+
+
+def _overlaps(slot: Slot, appointment: Appointment) -> bool:
+    if appointment.ends_at is None:
+        return slot.starts_at <= appointment.starts_at < slot.ends_at
+    return slot.starts_at < appointment.ends_at and appointment.starts_at < slot.ends_at
 
 
 async def handle_time(context: StepContext, value: str) -> Outcome:
@@ -113,6 +129,7 @@ async def handle_confirm(context: StepContext, value: str) -> Outcome:
         context.data["alternatives"] = [slot.id for slot in exc.alternatives]
         return Go(State.TAKEN, replace=True)
     except AlreadyBookedThen:
+        context.data[SKIP_OWN_TIMES_KEY] = True
         return Go(State.TIME, replace=True, notice=Text("booking.already_booked_then"))
     except TooManyAppointments as exc:
         return Home(Text("booking.too_many", **exc.params))

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from bot.engine.gsm7 import is_gsm7, septets
-from tests.integration.ussd_screens import first_option, number_of
+from tests.integration.ussd_screens import first_option, number_of, options
 
 PHONE = "+254700000101"
 REFERENCE = re.compile(r"MA-[A-Z0-9]{6}")
@@ -362,3 +362,24 @@ async def test_home_after_language_step_keeps_language(service) -> None:
     # Home is the name question in Kiswahili, with nothing to go back to.
     assert screen == name_prompt.split("\n")[0]
     assert "Chagua lugha" not in screen
+
+
+async def test_clash_hides_own_time(service) -> None:
+    await service.register(PHONE)
+    booked = await pick_and_confirm(service, "ATUid_c1", PHONE, "Kamau", "1")
+    assert booked.startswith("END Booked!")
+
+    # The same day with another doctor: the first time is the one already booked.
+    text = "1*" + first_option((await service.ussd("ATUid_c2", PHONE, "1"))[1])
+    _, screen = await service.ussd("ATUid_c2", PHONE, text)
+    text += "*" + number_of(screen, "Njeri")
+    _, screen = await service.ussd("ATUid_c2", PHONE, text)
+    text += "*" + first_option(screen)
+    _, times = await service.ussd("ATUid_c2", PHONE, text)
+    clashing = next(label for label, number in options(times).items() if number == "1")
+    await service.ussd("ATUid_c2", PHONE, text + "*1")
+    _, clash = await service.ussd("ATUid_c2", PHONE, text + "*1*1")
+
+    assert clash.startswith("CON You already have an appointment at that time.")
+    assert clashing not in options(clash)
+    assert options(clash), "no other time offered"

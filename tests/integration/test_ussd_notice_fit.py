@@ -129,9 +129,10 @@ async def test_long_notice_shortens_page(sqlite_service: RunningService, languag
     assert choices(screen), screen
     assert number_of(screen, translate(language, "nav.more")) == MORE
 
-    # The shorter page moves the rest of the list to the next pages, so "98" skips no time.
+    # The list leaves out the first time, the patient's own, and the shorter page moves the
+    # rest of the list to the next pages, so "98" skips no other time.
     pages, paged = await every_page(sqlite_service, "ATUid_clash3", phone, answers)
-    assert paged == listed
+    assert paged == listed[1:]
     for page in pages:
         assert septets(page) <= USSD_MAX_SEPTETS, page
 
