@@ -63,12 +63,12 @@ from support import (
     seed_demo_database,
     service_environment,
     spread,
+    start_serve,
     throwaway_database,
 )
 from twilio.request_validator import RequestValidator
 
 BENCH_DIR = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 CONCURRENCIES = (16, 64)
 TARGET_RATIO = 0.2
 PATIENTS = 64
@@ -435,47 +435,23 @@ def _service_environment(database_url: str) -> dict[str, str]:
 
 
 def start_provider_fakes(database: BenchDatabase) -> ServerProcess:
-    """Start a second `myafya serve`, on a database of its own, whose /sandbox/ fakes answer
+    """Start a second `myafya serve`, on a database of its own, whose /sandbox/ fakes serve
     the provider calls of ours, as the providers' own servers do in production."""
-    port = free_port()
     fakes_database = f"sqlite:///{database.workdir / 'provider-fakes.db'}"
-    server = ServerProcess(
-        [str(BIN / "myafya"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        port=port,
-        env=_service_environment(fakes_database),
-        cwd=database.workdir,
-        name="provider-fakes",
+    return start_serve(
+        database.workdir, _service_environment(fakes_database), name="provider-fakes"
     )
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 def start_ours(
     database: BenchDatabase, jobs: str, namespace: str, fakes: ServerProcess | None
 ) -> ServerProcess:
-    port = free_port()
     env = _service_environment(database.url)
     if fakes is not None:
         env.update(MYAFYA_SANDBOX_URL=fakes.base_url)
     if jobs == "redis":
         env.update(MYAFYA_BROKER_URL=REDIS_URL, MYAFYA_BROKER_NAMESPACE=namespace)
-    server = ServerProcess(
-        [str(BIN / "myafya"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        port=port,
-        env=env,
-        cwd=database.workdir,
-        name="myafya",
-    )
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return start_serve(database.workdir, env)
 
 
 def clear_redis_namespace(namespace: str) -> None:

@@ -313,13 +313,18 @@ class ServerProcess:
 
 def start_service(database: BenchDatabase, *, log_level: str = "WARNING") -> ServerProcess:
     """Start `myafya serve` on a free port of 127.0.0.1 and wait until /healthz answers."""
+    return start_serve(database.workdir, service_environment(database.url, log_level))
+
+
+def start_serve(workdir: Path, env: dict[str, str], name: str = "myafya") -> ServerProcess:
+    """Start `myafya serve` with `env` on a free port of 127.0.0.1 and wait until it is ready."""
     port = free_port()
     server = ServerProcess(
         [str(MYAFYA), "serve", "--host", "127.0.0.1", "--port", str(port)],
         port=port,
-        env=service_environment(database.url, log_level),
-        cwd=database.workdir,
-        name="myafya",
+        env=env,
+        cwd=workdir,
+        name=name,
     )
     try:
         server.wait_ready()

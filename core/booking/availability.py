@@ -71,8 +71,6 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 @lru_cache(maxsize=64)
-# Every request on a given day asks for the same boundaries.
-@lru_cache(maxsize=64)
 def _local_midnights(first_day: date, count: int, zone: ZoneInfo) -> tuple[datetime, ...]:
     """Return the UTC instants at which `first_day` and the `count - 1` days after it begin."""
     return tuple(local_midnight(first_day + timedelta(days=i), zone) for i in range(count))

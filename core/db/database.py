@@ -118,7 +118,7 @@ def _adapt_datetime(value: datetime) -> str:
     if not utc.microsecond:
         return _sqlite_utc_text(utc)
     # A clock reading. A request passes its one reading to several statements, and later
-    # requests never pass it again, so only the latest is kept: in the LRU cache each new
+    # requests rarely pass it again, so only the latest is kept. In the LRU cache each new
     # reading would evict an instant that steps do pass again.
     global _latest_reading
     latest = _latest_reading

@@ -183,7 +183,7 @@ class TelegramWebhook:
         That language is the one of the user's `tg:` conversation, which contains any choice they
         made before linking, and else the update's own. Someone else's contact, or a number
         that is not valid, links nothing. It reaches the host as a contact input that is not
-        the key, so the reply starts with a notice that says why. For the sender's own number
+        the key, so the reply starts with a notice that explains why. For the sender's own number
         that is not valid, the input's text is `INVALID_PHONE_CONTACT`.
         """
         phone: str | None = None
