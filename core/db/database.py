@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -229,25 +229,155 @@ class _SqliteUnit:
         self.callbacks.append(callback)
 
 
-class _SqliteTransaction:
-    """One unit of work: the lock, BEGIN IMMEDIATE, then COMMIT (or ROLLBACK on an error),
-    then the after-commit callbacks. A class rather than a generator-based context manager,
-    because every request opens at least one."""
+class _CommitGroup:
+    """Units of work on one connection that share one write transaction and its COMMIT.
 
-    __slots__ = ("_connection", "_lock", "_unit")
+    Statements run synchronously on the loop thread, so each unit would otherwise run from
+    BEGIN to COMMIT on its own and pay for a COMMIT of its own. Instead, the unit that finds no
+    transaction open yields once to the event loop before its BEGIN. Units that arrive
+    meanwhile wait at a gate, and once the transaction is open, they and every other unit that
+    arrives before the commit run inside savepoints of it. A task commits for all of them after
+    the requests that were ready by then. A unit that fails rolls back to its savepoint and
+    leaves the others' work alone. Every unit still waits for the COMMIT before it returns and
+    before its after-commit callbacks run.
+
+    The turn of the event loop before each BEGIN leaves SQLite's write lock free while the loop
+    does other work. Writers on other connections, such as the worker's threads and other
+    processes, poll for the lock in SQLite's busy handler, so they still get it under full load.
+    """
+
+    __slots__ = ("_background", "_connection", "_gate", "_lock", "_members")
 
     def __init__(self, connection: sqlite3.Connection, lock: asyncio.Lock) -> None:
         self._connection = connection
         self._lock = lock
-        self._unit: _SqliteUnit | None = None
+        # Set while a unit waits to open the next transaction.
+        self._gate: asyncio.Event | None = None
+        # Units waiting for the open transaction's COMMIT: each one's future and callbacks.
+        self._members: list[tuple[asyncio.Future[None], list[AfterCommit]]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> _SqliteUnit:
-        await self._lock.acquire()
+    async def enter(self) -> None:
+        """Take the lock and open a savepoint in the group's transaction, opening the
+        transaction first when none is open."""
+        while True:
+            if self._connection.in_transaction:
+                await self._lock.acquire()
+                if self._connection.in_transaction:
+                    break
+                # Committed while this unit waited for the lock.
+                self._lock.release()
+            elif self._gate is not None:
+                await self._gate.wait()
+            else:
+                await self._open()
+                break
         try:
-            self._connection.execute("BEGIN IMMEDIATE")
+            self._connection.execute("SAVEPOINT unit_of_work")
         except BaseException:
             self._lock.release()
             raise
+
+    async def _open(self) -> None:
+        """Begin the next transaction, one turn of the event loop from now, and take the lock."""
+        gate = self._gate = asyncio.Event()
+        try:
+            await asyncio.sleep(0)
+            await self._lock.acquire()
+            try:
+                self._fail_if_lost()
+                self._connection.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._lock.release()
+                raise
+        finally:
+            self._gate = None
+            gate.set()
+        self._spawn(self._commit_under_lock())
+
+    def leave(self, callbacks: list[AfterCommit], *, failed: bool) -> asyncio.Future[None] | None:
+        """Close the unit's savepoint and release the lock. Return the future of the group's
+        COMMIT for a unit that succeeded, and None for one that failed and was rolled back."""
+        try:
+            if failed:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK TO SAVEPOINT unit_of_work")
+                    self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+                else:
+                    self._fail_if_lost()
+                return None
+            self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+            waiter = asyncio.get_running_loop().create_future()
+            self._members.append((waiter, callbacks))
+            return waiter
+        finally:
+            self._lock.release()
+
+    def _fail_if_lost(self) -> None:
+        """Fail the waiting units when their transaction is gone: SQLite rolls back the whole
+        transaction on some errors (a full disk, an I/O error), savepoints included."""
+        if self._members and not self._connection.in_transaction:
+            error = sqlite3.OperationalError("the transaction was rolled back before its commit")
+            for waiter, _ in self._members:
+                if not waiter.cancelled():
+                    waiter.set_exception(error)
+            self._members = []
+
+    async def _commit_under_lock(self) -> None:
+        """Commit the open transaction and settle its units' futures."""
+        async with self._lock:
+            self._fail_if_lost()
+            members, self._members = self._members, []
+            if not self._connection.in_transaction:
+                return
+            try:
+                self._connection.execute("COMMIT")
+            except Exception as exc:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                for waiter, _ in members:
+                    if not waiter.cancelled():
+                        waiter.set_exception(exc)
+                return
+        orphaned: list[AfterCommit] = []
+        for waiter, callbacks in members:
+            if waiter.cancelled():
+                # The unit's task was cancelled while it waited, but its work is committed,
+                # so its callbacks still run.
+                orphaned.extend(callbacks)
+            else:
+                waiter.set_result(None)
+        for callback in orphaned:
+            try:
+                await callback()
+            except Exception:
+                log.exception("an after-commit callback of a cancelled unit of work failed")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def flush(self) -> None:
+        """Wait until the open transaction, if any, has committed."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+class _SqliteTransaction:
+    """One unit of work: the lock and a savepoint of the group's transaction (see
+    `_CommitGroup`), then, once the group has committed, the after-commit callbacks. A class
+    rather than a generator-based context manager, because every request opens at least one."""
+
+    __slots__ = ("_connection", "_group", "_unit")
+
+    def __init__(self, connection: sqlite3.Connection, group: _CommitGroup) -> None:
+        self._connection = connection
+        self._group = group
+        self._unit: _SqliteUnit | None = None
+
+    async def __aenter__(self) -> _SqliteUnit:
+        await self._group.enter()
         self._unit = _SqliteUnit(self._connection)
         return self._unit
 
@@ -258,13 +388,12 @@ class _SqliteTransaction:
         traceback: TracebackType | None,
     ) -> None:
         assert self._unit is not None
-        try:
-            self._connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self._lock.release()
-        if exc_type is None:
-            for callback in self._unit.callbacks:
-                await callback()
+        committed = self._group.leave(self._unit.callbacks, failed=exc_type is not None)
+        if committed is None:
+            return
+        await committed
+        for callback in self._unit.callbacks:
+            await callback()
 
 
 class _Checkpointer:
@@ -302,8 +431,10 @@ class SqliteDatabase:
     """One stdlib sqlite3 connection in WAL mode, used from the event loop's thread.
 
     SQLite has a single writer, so units of work in this process take turns on an asyncio lock
-    and each opens with BEGIN IMMEDIATE, which also orders them against other processes.
-    Statements run on the loop thread without a thread hop: each takes tens of microseconds.
+    inside a write transaction opened with BEGIN IMMEDIATE, which also orders them against
+    other processes. Units that arrive close together share that transaction and its COMMIT
+    (`_CommitGroup`). Statements run on the loop thread without a thread hop:
+    each takes tens of microseconds.
     NOTE: while another process holds the write lock, the loop waits for it (up to
     `busy_timeout_ms`); keep other writers' transactions short.
 
@@ -333,18 +464,20 @@ class SqliteDatabase:
         self._connection.execute("PRAGMA foreign_keys=ON")
         self._connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._lock = asyncio.Lock()
+        self._group = _CommitGroup(self._connection, self._lock)
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval_seconds is not None:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(path, checkpoint_interval_seconds)
 
     def unit_of_work(self) -> _SqliteTransaction:
-        return _SqliteTransaction(self._connection, self._lock)
+        return _SqliteTransaction(self._connection, self._group)
 
     async def ping(self) -> None:
         self._connection.execute("SELECT 1").fetchone()
 
     async def close(self) -> None:
+        await self._group.flush()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
         self._connection.close()

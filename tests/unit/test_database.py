@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+from contextlib import closing
 from datetime import UTC, datetime
 
 import pytest
@@ -126,3 +128,185 @@ async def test_commit_checkpoints_without_interval(tmp_path) -> None:
         assert path.stat().st_size >= WIDE_ROWS * 4000
     finally:
         await database.close()
+
+
+# --- Units of work that share one commit (SQLite) ---------------------------------------------
+
+CREATE_NOTES = Sql("CREATE TABLE notes (body TEXT NOT NULL)")
+INSERT_NOTE = Sql("INSERT INTO notes (body) VALUES (:body)")
+UNDO_EVERYTHING = Sql("ROLLBACK")
+
+
+def _committed_notes(path) -> list[str]:
+    """Return the notes that another connection reads, which are only the committed ones."""
+    with closing(sqlite3.connect(path)) as reader:
+        return sorted(body for (body,) in reader.execute("SELECT body FROM notes"))
+
+
+@pytest.fixture
+async def notes_database(tmp_path):
+    database = SqliteDatabase(tmp_path / "notes.db")
+    async with database.unit_of_work() as uow:
+        await uow.execute(CREATE_NOTES)
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    yield database, tmp_path / "notes.db", statements
+    await database.close()
+
+
+async def test_concurrent_units_share_one_commit(notes_database) -> None:
+    database, path, statements = notes_database
+    seen_at_exit: dict[str, list[str]] = {}
+
+    async def write(body: str) -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body=body)
+        # By the time the block has ended, the note is committed for every other reader.
+        seen_at_exit[body] = _committed_notes(path)
+
+    bodies = [f"note {index:02}" for index in range(10)]
+    await asyncio.gather(*(write(body) for body in bodies))
+
+    assert statements.count("COMMIT") == 1
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert statements.count("SAVEPOINT unit_of_work") == 10
+    for body in bodies:
+        assert body in seen_at_exit[body]
+    assert _committed_notes(path) == bodies
+
+
+async def test_failed_unit_leaves_the_rest_of_its_group(notes_database) -> None:
+    database, path, statements = notes_database
+
+    async def write(body: str, *, fail: bool) -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body=body)
+            if fail:
+                raise RuntimeError("this unit fails")
+
+    results = await asyncio.gather(
+        write("first", fail=False),
+        write("failed", fail=True),
+        write("third", fail=False),
+        return_exceptions=True,
+    )
+
+    assert [type(result) for result in results] == [type(None), RuntimeError, type(None)]
+    assert _committed_notes(path) == ["first", "third"]
+    assert statements.count("COMMIT") == 1
+    assert "ROLLBACK TO SAVEPOINT unit_of_work" in statements
+
+
+async def test_first_unit_of_a_group_rolls_back_alone(notes_database) -> None:
+    database, path, _ = notes_database
+    with pytest.raises(RuntimeError):
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body="gone")
+            raise RuntimeError("rolled back")
+    async with database.unit_of_work() as uow:
+        await uow.execute(INSERT_NOTE, body="kept")
+    assert _committed_notes(path) == ["kept"]
+
+
+async def test_after_commit_callbacks_see_the_commit(notes_database) -> None:
+    database, path, _ = notes_database
+    seen: list[list[str]] = []
+
+    async def look() -> None:
+        seen.append(_committed_notes(path))
+
+    async def write(body: str) -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body=body)
+            uow.after_commit(look)
+
+    await asyncio.gather(write("one"), write("two"))
+    assert seen == [["one", "two"], ["one", "two"]]
+
+
+async def test_lost_group_fails_waiting_units(notes_database) -> None:
+    """SQLite rolls a whole transaction back on some errors, such as a full disk or an I/O
+    error. The units already waiting for its commit must fail and not report success."""
+    database, path, _ = notes_database
+
+    async def write(body: str) -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body=body)
+
+    lost = asyncio.Event()
+
+    async def lose_the_transaction() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(UNDO_EVERYTHING)
+            lost.set()
+            raise RuntimeError("disk I/O error")
+
+    async def write_after() -> None:
+        await lost.wait()
+        await write("later")
+
+    results = await asyncio.gather(
+        write("waiting"), lose_the_transaction(), write_after(), return_exceptions=True
+    )
+
+    assert isinstance(results[0], sqlite3.OperationalError)
+    assert isinstance(results[1], RuntimeError)
+    assert results[2] is None
+    assert _committed_notes(path) == ["later"]
+
+
+async def test_cancelled_waiter_keeps_its_commit_and_callbacks(notes_database) -> None:
+    database, path, _ = notes_database
+    calls: list[str] = []
+    second_unit_started = asyncio.Event()
+    finish_second_unit = asyncio.Event()
+
+    async def record() -> None:
+        calls.append("sent")
+
+    async def write_first() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body="cancelled while waiting")
+            uow.after_commit(record)
+
+    async def write_second() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body="second")
+            second_unit_started.set()
+            await finish_second_unit.wait()
+
+    first = asyncio.create_task(write_first())
+    second = asyncio.create_task(write_second())
+    await second_unit_started.wait()
+    # The first unit has finished its work and waits for the COMMIT that the second one makes.
+    first.cancel()
+    finish_second_unit.set()
+    await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await database._group.flush()
+
+    assert _committed_notes(path) == ["cancelled while waiting", "second"]
+    assert calls == ["sent"]
+
+
+async def test_unit_behind_commit_opens_next_group(notes_database) -> None:
+    """A unit still waiting for the lock when the group commits opens a transaction of its own,
+    one turn of the event loop later."""
+    database, path, statements = notes_database
+
+    async def write(body: str) -> None:
+        async with database.unit_of_work() as uow:
+            await uow.execute(INSERT_NOTE, body=body)
+            if body == "first":
+                # Yields while the transaction is open: "late" starts only now.
+                late.append(asyncio.create_task(write("late")))
+                await asyncio.sleep(0)
+
+    late: list[asyncio.Task[None]] = []
+    await asyncio.gather(write("first"), write("second"))
+    await late[0]
+
+    assert statements.count("BEGIN IMMEDIATE") == 2
+    assert statements.count("COMMIT") == 2
+    assert _committed_notes(path) == ["first", "late", "second"]
