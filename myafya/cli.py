@@ -68,7 +68,7 @@ def serve(host: str, port: int) -> None:
     from aiohttp import web
 
     from core.db.migrate import upgrade_to_head
-    from myafya.app import create_app
+    from myafya.app import create_app, settle_garbage_collector
     from myafya.logs import configure_logging
 
     settings = _settings_or_exit()
@@ -92,6 +92,8 @@ def serve(host: str, port: int) -> None:
 
     base = _self_url(host, port)
     app = create_app(settings, self_url=base)
+    # After create_app's own start-up (an on_startup step appended later runs later).
+    app.on_startup.append(settle_garbage_collector)
 
     def print_banner(_: str) -> None:
         # aiohttp calls this once the port is bound, so the banner never announces a failure.
