@@ -78,8 +78,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # aiohttp's access log repeats the per-request lines and adds client addresses.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # Bot API request URLs contain the Telegram bot token: httpx logs each request's URL at INFO,
-    # and python-telegram-bot logs its base URL at DEBUG.
+    # Bot API request URLs contain the Telegram bot token, and python-telegram-bot logs its base
+    # URL at DEBUG. (Its requests go through aiohttp's client, which logs no URLs.)
     threshold = root.getEffectiveLevel()
-    logging.getLogger("httpx").setLevel(max(threshold, logging.WARNING))
     logging.getLogger("telegram").setLevel(max(threshold, logging.INFO))

@@ -1,9 +1,9 @@
 """The Telegram Bot API through python-telegram-bot's `Bot`, pointed at Telegram or the fake.
 
-`Bot` is async and keeps an httpx connection pool that belongs to the event loop it first ran
-on, so each loop that talks to the Bot API gets its own `BotApi`. The token is part of every
-request URL, so error texts are logged only after `redact` has removed it, and httpx's request
-log is turned down in `myafya.logs`.
+`Bot` is async and keeps a connection pool (an aiohttp session, see `transport`) that belongs
+to the event loop it first ran on, so each loop that talks to the Bot API gets its own
+`BotApi`. The token is part of every request URL, so error texts are logged only after
+`redact` has removed it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
+
+from bot.channels.telegram.transport import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,16 @@ CONNECTION_POOL_SIZE: Final = 8
 
 
 def build_bot(token: str, api_url: str) -> Bot:
-    """Build a Bot whose requests go to `{api_url}/bot{token}/METHOD` over HTTP/1.1.
-
-    Python-telegram-bot warns that HTTP/2 does not work with a self-hosted Bot API server,
-    and HTTP/1.1 is its default, stated here so the sandbox fake keeps working.
-    """
+    """Build a Bot whose requests go to `{api_url}/bot{token}/METHOD` over HTTP/1.1, the only
+    version aiohttp's client speaks (python-telegram-bot warns that HTTP/2 does not work with
+    a self-hosted Bot API server such as the sandbox fake)."""
     api_url = api_url.rstrip("/")
 
-    def request() -> HTTPXRequest:
-        return HTTPXRequest(
+    def request() -> AiohttpRequest:
+        return AiohttpRequest(
             connection_pool_size=CONNECTION_POOL_SIZE,
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
-            http_version="1.1",
         )
 
     return Bot(
