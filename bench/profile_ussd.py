@@ -72,6 +72,11 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="MYAFYA_LOG_LEVEL of the service")
     parser.add_argument("--top", type=int, default=25, help="frames to print per list")
     parser.add_argument("--output", type=Path, help="where to keep the raw py-spy output")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="sample C frames too (py-spy --native); pauses the server for each sample",
+    )
     args = parser.parse_args()
     if not 1 <= args.connections <= 64 or not 1 <= args.duration <= 60:
         parser.error("expected --connections 1..64 and --duration 1..60 s")
@@ -115,6 +120,7 @@ def main() -> None:
                     "raw",
                     "--output",
                     str(raw),
+                    *(["--native"] if args.native else []),
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
