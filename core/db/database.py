@@ -246,7 +246,15 @@ class _CommitGroup:
     processes, poll for the lock in SQLite's busy handler, so they still get it under full load.
     """
 
-    __slots__ = ("_background", "_connection", "_gate", "_lock", "_members")
+    __slots__ = (
+        "_background",
+        "_committer",
+        "_connection",
+        "_gate",
+        "_lock",
+        "_members",
+        "_waiting",
+    )
 
     def __init__(self, connection: sqlite3.Connection, lock: asyncio.Lock) -> None:
         self._connection = connection
@@ -255,6 +263,9 @@ class _CommitGroup:
         self._gate: asyncio.Event | None = None
         # Units waiting for the open transaction's COMMIT: each one's future and callbacks.
         self._members: list[tuple[asyncio.Future[None], list[AfterCommit]]] = []
+        # Units waiting at the gate or for the lock, and the task that commits the open group.
+        self._waiting = 0
+        self._committer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     async def enter(self) -> None:
@@ -262,13 +273,21 @@ class _CommitGroup:
         transaction first when none is open."""
         while True:
             if self._connection.in_transaction:
-                await self._lock.acquire()
+                self._waiting += 1
+                try:
+                    await self._lock.acquire()
+                finally:
+                    self._waiting -= 1
                 if self._connection.in_transaction:
                     break
                 # Committed while this unit waited for the lock.
                 self._lock.release()
             elif self._gate is not None:
-                await self._gate.wait()
+                self._waiting += 1
+                try:
+                    await self._gate.wait()
+                finally:
+                    self._waiting -= 1
             else:
                 await self._open()
                 break
@@ -293,11 +312,11 @@ class _CommitGroup:
         finally:
             self._gate = None
             gate.set()
-        self._spawn(self._commit_under_lock())
 
     def leave(self, callbacks: list[AfterCommit], *, failed: bool) -> asyncio.Future[None] | None:
         """Close the unit's savepoint and release the lock. Return the future of the group's
         COMMIT for a unit that succeeded, and None for one that failed and was rolled back."""
+        waiter: asyncio.Future[None] | None = None
         try:
             if failed:
                 if self._connection.in_transaction:
@@ -305,13 +324,21 @@ class _CommitGroup:
                     self._connection.execute("RELEASE SAVEPOINT unit_of_work")
                 else:
                     self._fail_if_lost()
-                return None
-            self._connection.execute("RELEASE SAVEPOINT unit_of_work")
-            waiter = asyncio.get_running_loop().create_future()
-            self._members.append((waiter, callbacks))
-            return waiter
+            else:
+                self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+                waiter = asyncio.get_running_loop().create_future()
+                self._members.append((waiter, callbacks))
+            if self._committer is not None:
+                pass
+            elif self._waiting == 0 and len(self._members) <= 1:
+                # A unit alone: no other one waits to join, so a task to commit later would
+                # only add a turn of the event loop.
+                self._commit()
+            else:
+                self._committer = self._spawn(self._commit_under_lock())
         finally:
             self._lock.release()
+        return waiter
 
     def _fail_if_lost(self) -> None:
         """Fail the waiting units when their transaction is gone: SQLite rolls back the whole
@@ -323,22 +350,21 @@ class _CommitGroup:
                     waiter.set_exception(error)
             self._members = []
 
-    async def _commit_under_lock(self) -> None:
-        """Commit the open transaction and settle its units' futures."""
-        async with self._lock:
-            self._fail_if_lost()
-            members, self._members = self._members, []
-            if not self._connection.in_transaction:
-                return
-            try:
-                self._connection.execute("COMMIT")
-            except Exception as exc:
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
-                for waiter, _ in members:
-                    if not waiter.cancelled():
-                        waiter.set_exception(exc)
-                return
+    def _commit(self) -> None:
+        """Commit the open transaction, with the lock held, and settle its units' futures."""
+        self._fail_if_lost()
+        members, self._members = self._members, []
+        if not self._connection.in_transaction:
+            return
+        try:
+            self._connection.execute("COMMIT")
+        except Exception as exc:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            for waiter, _ in members:
+                if not waiter.cancelled():
+                    waiter.set_exception(exc)
+            return
         orphaned: list[AfterCommit] = []
         for waiter, callbacks in members:
             if waiter.cancelled():
@@ -347,16 +373,27 @@ class _CommitGroup:
                 orphaned.extend(callbacks)
             else:
                 waiter.set_result(None)
-        for callback in orphaned:
+        if orphaned:
+            self._spawn(self._run_orphaned(orphaned))
+
+    async def _commit_under_lock(self) -> None:
+        async with self._lock:
+            self._committer = None
+            self._commit()
+
+    @staticmethod
+    async def _run_orphaned(callbacks: list[AfterCommit]) -> None:
+        for callback in callbacks:
             try:
                 await callback()
             except Exception:
                 log.exception("an after-commit callback of a cancelled unit of work failed")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def flush(self) -> None:
         """Wait until the open transaction, if any, has committed."""

@@ -290,23 +290,26 @@ async def test_cancelled_waiter_keeps_its_commit_and_callbacks(notes_database) -
     assert calls == ["sent"]
 
 
-async def test_unit_behind_commit_opens_next_group(notes_database) -> None:
-    """A unit still waiting for the lock when the group commits opens a transaction of its own,
-    one turn of the event loop later."""
+async def test_unit_after_commit_opens_next_group(notes_database) -> None:
     database, path, statements = notes_database
 
     async def write(body: str) -> None:
         async with database.unit_of_work() as uow:
             await uow.execute(INSERT_NOTE, body=body)
-            if body == "first":
-                # Yields while the transaction is open: "late" starts only now.
-                late.append(asyncio.create_task(write("late")))
-                await asyncio.sleep(0)
 
-    late: list[asyncio.Task[None]] = []
     await asyncio.gather(write("first"), write("second"))
-    await late[0]
+    await write("third")
 
     assert statements.count("BEGIN IMMEDIATE") == 2
     assert statements.count("COMMIT") == 2
-    assert _committed_notes(path) == ["first", "late", "second"]
+    assert _committed_notes(path) == ["first", "second", "third"]
+
+
+async def test_lone_unit_commits_without_task(notes_database) -> None:
+    database, path, statements = notes_database
+    async with database.unit_of_work() as uow:
+        await uow.execute(INSERT_NOTE, body="alone")
+
+    assert statements[-1] == "COMMIT"
+    assert not database._group._background
+    assert _committed_notes(path) == ["alone"]
