@@ -237,7 +237,8 @@ class _CommitGroup:
     transaction open yields once to the event loop before its BEGIN. Units that arrive
     meanwhile wait at a gate, and once the transaction is open, they and every other unit that
     arrives before the commit run inside savepoints of it. A task commits for all of them after
-    the requests that were ready by then. A unit that fails rolls back to its savepoint and
+    the requests that were ready by then. A unit alone, with no other one waiting, commits at
+    once. A unit that fails rolls back to its savepoint and
     leaves the others' work alone. Every unit still waits for the COMMIT before it returns and
     before its after-commit callbacks run.
 
