@@ -238,17 +238,24 @@ class _CommitGroup:
     meanwhile wait at a gate, and once the transaction is open, they and every other unit that
     arrives before the commit run inside savepoints of it. A task commits for all of them after
     the requests that were ready by then. A unit alone, with no other one waiting, commits at
-    once. A unit that fails rolls back to its savepoint and
-    leaves the others' work alone. Every unit still waits for the COMMIT before it returns and
-    before its after-commit callbacks run.
+    once. A unit that fails rolls back to its savepoint and leaves the others' work alone.
+    Every unit still waits for the COMMIT before it returns and before its after-commit
+    callbacks run. A unit that fails while others wait also waits, and raises the COMMIT's
+    error if that fails, because its own error may come from their uncommitted rows.
 
     The turn of the event loop before each BEGIN leaves SQLite's write lock free while the loop
     does other work. Writers on other connections, such as the worker's threads and other
     processes, poll for the lock in SQLite's busy handler, so they still get it under full load.
+
+    NOTE: a unit's body must await nothing but its own statements. A unit that waits for
+    something else holds the lock, so every unit of its group waits for it too, and one that
+    waits for an earlier unit of its own group to return never finishes.
     """
 
     __slots__ = (
         "_background",
+        "_closed",
+        "_closing",
         "_committer",
         "_connection",
         "_gate",
@@ -268,19 +275,28 @@ class _CommitGroup:
         self._waiting = 0
         self._committer: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Set by close(): new units raise, then the connection is closed.
+        self._closing = False
+        self._closed = False
 
     async def enter(self) -> None:
         """Take the lock and open a savepoint in the group's transaction, opening the
         transaction first when none is open."""
         while True:
+            self._raise_if_closed()
             if self._connection.in_transaction:
                 self._waiting += 1
                 try:
                     await self._lock.acquire()
                 finally:
                     self._waiting -= 1
-                if self._connection.in_transaction:
-                    break
+                try:
+                    self._raise_if_closed()
+                    if self._connection.in_transaction:
+                        break
+                except BaseException:
+                    self._lock.release()
+                    raise
                 # Committed while this unit waited for the lock.
                 self._lock.release()
             elif self._gate is not None:
@@ -295,8 +311,15 @@ class _CommitGroup:
         try:
             self._connection.execute("SAVEPOINT unit_of_work")
         except BaseException:
-            self._lock.release()
+            try:
+                self._settle()
+            finally:
+                self._lock.release()
             raise
+
+    def _raise_if_closed(self) -> None:
+        if self._closing:
+            raise sqlite3.ProgrammingError("the database is closed")
 
     async def _open(self) -> None:
         """Begin the next transaction, one turn of the event loop from now, and take the lock."""
@@ -305,6 +328,7 @@ class _CommitGroup:
             await asyncio.sleep(0)
             await self._lock.acquire()
             try:
+                self._raise_if_closed()
                 self._fail_if_lost()
                 self._connection.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -315,56 +339,88 @@ class _CommitGroup:
             gate.set()
 
     def leave(self, callbacks: list[AfterCommit], *, failed: bool) -> asyncio.Future[None] | None:
-        """Close the unit's savepoint and release the lock. Return the future of the group's
-        COMMIT for a unit that succeeded, and None for one that failed and was rolled back."""
+        """Close the unit's savepoint and release the lock.
+
+        Return the future of the group's COMMIT, which a unit that succeeded waits for, and a
+        unit that failed too while other units wait for that COMMIT. Return None when there is
+        nothing to wait for."""
         waiter: asyncio.Future[None] | None = None
         try:
             if failed:
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK TO SAVEPOINT unit_of_work")
-                    self._connection.execute("RELEASE SAVEPOINT unit_of_work")
-                else:
-                    self._fail_if_lost()
+                self._roll_back_unit()
+                if self._members:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._members.append((waiter, []))
             else:
-                self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+                try:
+                    self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+                except BaseException:
+                    self._roll_back_unit()
+                    raise
                 waiter = asyncio.get_running_loop().create_future()
                 self._members.append((waiter, callbacks))
-            if self._committer is not None:
-                pass
-            elif self._waiting == 0 and len(self._members) <= 1:
-                # A unit alone: no other one waits to join, so a task to commit later would
-                # only add a turn of the event loop.
-                self._commit()
-            else:
-                self._committer = self._spawn(self._commit_under_lock())
         finally:
-            self._lock.release()
+            try:
+                self._settle()
+            finally:
+                self._lock.release()
         return waiter
+
+    def _roll_back_unit(self) -> None:
+        """Undo the unit's savepoint, or the whole transaction when the savepoint cannot be
+        undone, which fails the units that wait for it."""
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK TO SAVEPOINT unit_of_work")
+                self._connection.execute("RELEASE SAVEPOINT unit_of_work")
+            except sqlite3.Error:
+                log.exception("rolling back a unit's savepoint failed; rolling back its group")
+                self._connection.execute("ROLLBACK")
+        self._fail_if_lost()
+
+    def _settle(self) -> None:
+        """Commit now or later, after a unit has ended, with the lock held."""
+        if self._committer is not None:
+            return
+        if self._waiting == 0 and len(self._members) <= 1:
+            # No other unit waits to join, so a task to commit later would only add a turn
+            # of the event loop.
+            self._commit()
+        else:
+            self._committer = self._spawn(self._commit_under_lock())
 
     def _fail_if_lost(self) -> None:
         """Fail the waiting units when their transaction is gone: SQLite rolls back the whole
         transaction on some errors (a full disk, an I/O error), savepoints included."""
         if self._members and not self._connection.in_transaction:
-            error = sqlite3.OperationalError("the transaction was rolled back before its commit")
-            for waiter, _ in self._members:
-                if not waiter.cancelled():
-                    waiter.set_exception(error)
+            self._fail_members(
+                self._members,
+                sqlite3.OperationalError("the transaction was rolled back before its commit"),
+            )
             self._members = []
+
+    @staticmethod
+    def _fail_members(
+        members: list[tuple[asyncio.Future[None], list[AfterCommit]]], error: BaseException
+    ) -> None:
+        for waiter, _ in members:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _commit(self) -> None:
         """Commit the open transaction, with the lock held, and settle its units' futures."""
+        if self._closed:
+            return
         self._fail_if_lost()
         members, self._members = self._members, []
         if not self._connection.in_transaction:
             return
         try:
             self._connection.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:
+            self._fail_members(members, exc)
             if self._connection.in_transaction:
                 self._connection.execute("ROLLBACK")
-            for waiter, _ in members:
-                if not waiter.cancelled():
-                    waiter.set_exception(exc)
             return
         orphaned: list[AfterCommit] = []
         for waiter, callbacks in members:
@@ -372,18 +428,22 @@ class _CommitGroup:
                 # The unit's task was cancelled while it waited, but its work is committed,
                 # so its callbacks still run.
                 orphaned.extend(callbacks)
-            else:
+            elif not waiter.done():
                 waiter.set_result(None)
         if orphaned:
-            self._spawn(self._run_orphaned(orphaned))
+            self.run_orphaned(orphaned)
 
     async def _commit_under_lock(self) -> None:
         async with self._lock:
             self._committer = None
             self._commit()
 
+    def run_orphaned(self, callbacks: list[AfterCommit]) -> None:
+        """Run the after-commit callbacks of a committed unit whose task was cancelled."""
+        self._spawn(self._run_callbacks(callbacks))
+
     @staticmethod
-    async def _run_orphaned(callbacks: list[AfterCommit]) -> None:
+    async def _run_callbacks(callbacks: list[AfterCommit]) -> None:
         for callback in callbacks:
             try:
                 await callback()
@@ -397,9 +457,18 @@ class _CommitGroup:
         return task
 
     async def flush(self) -> None:
-        """Wait until the open transaction, if any, has committed."""
+        """Wait until the group's background tasks, if any, have finished."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Reject new units and the ones waiting for the lock, let the running one finish, and
+        commit the open group before the connection closes."""
+        self._closing = True
+        async with self._lock:
+            self._commit()
+        await self.flush()
+        self._closed = True
 
 
 class _SqliteTransaction:
@@ -426,12 +495,26 @@ class _SqliteTransaction:
         traceback: TracebackType | None,
     ) -> None:
         assert self._unit is not None
-        committed = self._group.leave(self._unit.callbacks, failed=exc_type is not None)
+        failed = exc_type is not None
+        callbacks = self._unit.callbacks
+        committed = self._group.leave(callbacks, failed=failed)
         if committed is None:
             return
-        await committed
-        for callback in self._unit.callbacks:
+        try:
+            await committed
+        except asyncio.CancelledError:
+            if not failed and _succeeded(committed):
+                # Cancelled after the COMMIT: the work is committed, so the callbacks run.
+                self._group.run_orphaned(callbacks)
+            raise
+        if failed:
+            return  # the unit's own error propagates
+        for callback in callbacks:
             await callback()
+
+
+def _succeeded(future: asyncio.Future[None]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 class _Checkpointer:
@@ -515,7 +598,7 @@ class SqliteDatabase:
         self._connection.execute("SELECT 1").fetchone()
 
     async def close(self) -> None:
-        await self._group.flush()
+        await self._group.close()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
         self._connection.close()
