@@ -285,26 +285,13 @@ class _CommitGroup:
         while True:
             self._raise_if_closed()
             if self._connection.in_transaction:
-                self._waiting += 1
-                try:
-                    await self._lock.acquire()
-                finally:
-                    self._waiting -= 1
-                try:
-                    self._raise_if_closed()
-                    if self._connection.in_transaction:
-                        break
-                except BaseException:
-                    self._lock.release()
-                    raise
-                # Committed while this unit waited for the lock.
+                await self._count_waiting(self._lock.acquire())
+                if not self._closing and self._connection.in_transaction:
+                    break
+                # Closed, or committed while this unit waited for the lock.
                 self._lock.release()
             elif self._gate is not None:
-                self._waiting += 1
-                try:
-                    await self._gate.wait()
-                finally:
-                    self._waiting -= 1
+                await self._count_waiting(self._gate.wait())
             else:
                 await self._open()
                 break
@@ -316,6 +303,14 @@ class _CommitGroup:
             finally:
                 self._lock.release()
             raise
+
+    async def _count_waiting(self, wait: Awaitable[object]) -> None:
+        """Await `wait` while counted among the units that wait to join the group."""
+        self._waiting += 1
+        try:
+            await wait
+        finally:
+            self._waiting -= 1
 
     def _raise_if_closed(self) -> None:
         if self._closing:
