@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.channels.telegram.bot_api import TELEGRAM_API_URL, BotApi, build_bot
-from bot.channels.telegram.callbacks import CallbackAnswers
+from bot.channels.telegram.callbacks import KeyboardRemovals
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.webhook import TelegramWebhook
 from bot.engine.host import ConversationHost
@@ -21,7 +21,7 @@ from sandbox.store import SandboxStore
 from sandbox.telegram import TelegramBotApiFake
 
 TELEGRAM_WEBHOOK = web.AppKey("telegram_webhook", TelegramWebhook)
-TELEGRAM_ANSWERS = web.AppKey("telegram_answers", CallbackAnswers)
+TELEGRAM_KEYBOARDS = web.AppKey("telegram_keyboards", KeyboardRemovals)
 
 WEBHOOK_PATH = "/webhooks/telegram"
 
@@ -51,24 +51,24 @@ def start_telegram(
     metrics: object,
     fakes_url: str,
 ) -> None:
-    """Build the webhook and its button-press answers; call from the app's start-up context."""
+    """Build the webhook and its keyboard removals; call from the app's start-up context."""
     credentials = settings.telegram_credentials
     token, secret = credentials if credentials else (_UNUSED_TOKEN, None)
     api_url = telegram_api_url(settings, fakes_url)
-    answers = CallbackAnswers(BotApi(token, api_url))
-    app[TELEGRAM_ANSWERS] = answers
+    keyboards = KeyboardRemovals(BotApi(token, api_url))
+    app[TELEGRAM_KEYBOARDS] = keyboards
     app[TELEGRAM_WEBHOOK] = TelegramWebhook(
         host=host,
         bot=build_bot(token, api_url),
         secret=secret,
-        answers=answers,
+        keyboards=keyboards,
         metrics=metrics,
     )
 
 
 async def stop_telegram(app: web.Application) -> None:
-    """Wait for pending button-press answers and close their Bot API connections."""
-    await app[TELEGRAM_ANSWERS].close()
+    """Wait for pending keyboard removals and close their Bot API connections."""
+    await app[TELEGRAM_KEYBOARDS].close()
 
 
 def add_telegram_routes(app: web.Application) -> None:

@@ -9,6 +9,11 @@ non-string values are JSON-encoded) or the query string, as the real API accepts
 Every message it accepts goes into the `SandboxStore` (channel "telegram", `to` = the chat id).
 `GET /sandbox/telegram/messages` lists them with their current keyboards, and
 `GET /sandbox/telegram/callback-answers` lists the answered button presses.
+
+A bot may answer a webhook update with a method call, `{"method": …, parameters…}`, which
+Telegram performs without reporting the result. Whatever plays Telegram in the sandbox (the
+simulator's chat pane, the tests) posts that response to `POST /sandbox/telegram/webhook-reply`,
+which performs it as the bot's own call and answers in the Bot API's shape.
 """
 
 from __future__ import annotations
@@ -125,6 +130,7 @@ class TelegramBotApiFake:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/sandbox/telegram/bot{token}/{method}", self.handle)
+        app.router.add_post("/sandbox/telegram/webhook-reply", self.perform_webhook_reply)
         app.router.add_get("/sandbox/telegram/messages", self.list_messages)
         app.router.add_get("/sandbox/telegram/callback-answers", self.list_callback_answers)
 
@@ -149,6 +155,23 @@ class TelegramBotApiFake:
             return _ok(method(params))
         except _ApiError as exc:
             log.info("Sandbox Telegram call rejected: %s", exc.description)
+            return _error_response(exc)
+
+    async def perform_webhook_reply(self, request: web.Request) -> web.Response:
+        """Perform the method call a webhook's response gave, as Telegram does."""
+        try:
+            if request.content_type != "application/json":
+                raise _bad_request("a webhook reply must be a JSON object")
+            params = await _read_params(request)
+            name = params.pop("method", None)
+            if not isinstance(name, str) or not name:
+                raise _bad_request("method is empty")
+            method = self._methods.get(name.lower())
+            if method is None:
+                raise _ApiError(404, "Not Found: method not found")
+            return _ok(method(params))
+        except _ApiError as exc:
+            log.info("Sandbox Telegram webhook reply rejected: %s", exc.description)
             return _error_response(exc)
 
     # --- Bot API methods -----------------------------------------------------------------

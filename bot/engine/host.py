@@ -27,6 +27,7 @@ from bot.engine.commands import (
 from bot.engine.engine import LANGUAGE_CHOSEN_KEY, Engine
 from bot.engine.flow import Flow, StepContext
 from bot.engine.model import (
+    PRESSED_MESSAGE_KEY,
     Conversation,
     InboundMessage,
     Input,
@@ -564,8 +565,9 @@ async def resend_current_screen(
     notice: Text | None,
     *,
     live_screen: bool,
-) -> None:
-    """Queue the patient's current screen, after `notice`, as the reply to a stale press.
+) -> bool:
+    """Queue the patient's current screen, after `notice`, as the reply to a stale press, and
+    return whether a reply was queued.
 
     A finished or timed-out flow has no screen left to press, so the conversation goes home and
     the home menu is sent with a new screen version. A live screen is sent again only when
@@ -573,12 +575,14 @@ async def resend_current_screen(
     leaves its stored choices unchanged, and otherwise the stored reply is sent as it was.
     Either way the live conversation is not saved, so the old screen's buttons stay stale.
     """
-    await _retry_when_stale(lambda: _resend_current_screen_once(host, message, notice, live_screen))
+    return await _retry_when_stale(
+        lambda: _resend_current_screen_once(host, message, notice, live_screen)
+    )
 
 
 async def _resend_current_screen_once(
     host: ConversationHost, message: InboundMessage, notice: Text | None, live_screen: bool
-) -> None:
+) -> bool:
     now = host.clock.now()
     engine = host.engine
     limits = message.limits
@@ -587,7 +591,7 @@ async def _resend_current_screen_once(
             message = dataclasses.replace(message, key=await message.resolve_key(uow, now))
         existing = await store.load_existing(uow, phone=message.key)
         if existing is None:
-            return
+            return False
         conversation, registered_patient_id = existing
         if registered_patient_id is not None and conversation.patient_id is None:
             conversation.patient_id = registered_patient_id
@@ -604,7 +608,7 @@ async def _resend_current_screen_once(
             engine.touch(conversation, now)
             await store.save(uow, conversation, now=now)
         elif not live_screen:
-            return
+            return False
         else:
             stored_data = json.loads(json.dumps(conversation.data))
             reply = await engine.render(conversation, context, limits, notice)
@@ -615,6 +619,7 @@ async def _resend_current_screen_once(
                 body = "\n".join(filter(None, [notice_text, last.body]))
                 reply = dataclasses.replace(last, body=body)
         await _enqueue_reply(host, uow, conversation, message, reply, now)
+        return True
 
 
 async def _next_reply(
@@ -695,6 +700,14 @@ async def _enqueue_reply(
     now: datetime,
 ) -> None:
     """Queue the reply in this transaction; the channel's sender renders it from `variables`."""
+    variables: dict[str, Any] = {
+        "reply": reply.to_json(),
+        "screen_version": conversation.version,
+        # Telegram's buttons carry it, so a press is checked against its conversation.
+        "conversation_id": conversation.id,
+    }
+    if message.pressed_message_id is not None:
+        variables[PRESSED_MESSAGE_KEY] = message.pressed_message_id
     message_id = await enqueue_message(
         uow,
         dedupe_key=f"reply:{message.provider}:{message.provider_message_id}",
@@ -702,12 +715,7 @@ async def _enqueue_reply(
         recipient=message.reply_to,
         channel=message.channel,
         template="conversation.reply",
-        variables={
-            "reply": reply.to_json(),
-            "screen_version": conversation.version,
-            # Telegram's buttons carry it, so a press is checked against its conversation.
-            "conversation_id": conversation.id,
-        },
+        variables=variables,
         language=conversation.language or DEFAULT_LANGUAGE,
         body=reply.as_text(),
         now=now,

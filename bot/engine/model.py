@@ -193,6 +193,13 @@ class InboundMessage:
     # Work done first in the step's transaction, such as recording a Telegram user, that
     # returns the conversation key. Its result replaces `key`, and a duplicate skips it.
     resolve_key: Callable[[UnitOfWork, datetime], Awaitable[str]] | None = None
+    # The channel's id of the message whose button sent `input`. The reply carries it, so that
+    # its sender takes the buttons off that message when it sends the next one.
+    pressed_message_id: int | None = None
+
+
+# Key of a reply row's `variables` that holds `InboundMessage.pressed_message_id`.
+PRESSED_MESSAGE_KEY = "pressed_message_id"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@
 // X-Twilio-Signature. The page has no auth token, so the sandbox's signing helper computes the
 // signature. WhatsApp quick-reply buttons and list pickers are drawn under their message, and a
 // press posts the form Twilio posts for it. Telegram messages and button presses are Updates carrying the webhook's secret
-// token, which the sandbox hands to the page. Replies are read by polling the sandbox fakes:
+// token, which the sandbox hands to the page. The response to a press is an answerCallbackQuery call
+// ({"method": "answerCallbackQuery", ...}). As Telegram would, the pane has the sandbox perform it,
+// and it shows the answer's text. Replies are read by polling the sandbox fakes:
 // GET /sandbox/messages for WhatsApp, GET /sandbox/telegram/messages for Telegram, whose entries
 // carry the keyboards.
 "use strict";
@@ -17,6 +19,7 @@
   const TELEGRAM_URL = "/webhooks/telegram";
   const MESSAGES_URL = "/sandbox/messages";
   const TELEGRAM_MESSAGES_URL = "/sandbox/telegram/messages";
+  const TELEGRAM_WEBHOOK_REPLY_URL = "/sandbox/telegram/webhook-reply";
   const POLL_MS = 1500;
   const REQUEST_TIMEOUT_MS = 15000;
   const PROFILE_NAME = "Test Patient";
@@ -459,10 +462,36 @@
           },
           body: JSON.stringify(update),
         });
-        return response.ok ? null : await describeFailure(response);
+        if (!response.ok) {
+          return await describeFailure(response);
+        }
+        if (this.pane.status.dataset.state === "notice") {
+          this.pane.setStatus(`Chatting as Telegram user ${this.userId}`, "ok");
+        }
+        if (!response.headers.get("Content-Type")?.startsWith("application/json")) {
+          return null;
+        }
+        return await this.performWebhookReply(await response.json());
       } catch (error) {
         return describeError(error);
       }
+    }
+
+    // Perform the method call of a webhook response through the sandbox, as Telegram does, and
+    // show a press answer's text where the app would show its pop-up.
+    async performWebhookReply(call) {
+      const response = await fetchWithTimeout(TELEGRAM_WEBHOOK_REPLY_URL, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(call),
+      });
+      if (!response.ok) {
+        return `the service's answer was refused, ${await describeFailure(response)}`;
+      }
+      if (call.method === "answerCallbackQuery" && typeof call.text === "string" && call.text !== "") {
+        this.pane.setStatus(`Telegram shows: ${call.text}`, "notice");
+      }
+      return null;
     }
 
     async poll(schedule) {
@@ -506,7 +535,7 @@
           this.hideReplyKeyboard();
         }
       }
-      if (this.pane.status.dataset.state !== "error") {
+      if (!["error", "notice"].includes(this.pane.status.dataset.state)) {
         this.pane.setStatus(`Chatting as Telegram user ${userId}`, "ok");
       }
     }

@@ -265,6 +265,7 @@ def test_simulator_shows_errors_on_screen(browser_page: Page, server: RunningSer
 
 WHATSAPP_URL = re.compile(r"/webhooks/twilio/whatsapp$")
 TELEGRAM_URL = re.compile(r"/webhooks/telegram$")
+TELEGRAM_WEBHOOK_REPLY_URL = re.compile(r"/sandbox/telegram/webhook-reply$")
 
 
 def chat_bubble(page: Page, pane: str, message_id: str, language: str = "en"):
@@ -349,11 +350,20 @@ def test_telegram_pane_buttons_and_contact(browser_page: Page, server: RunningSe
     welcome = chat_bubble(page, "telegram", "link.welcome")
     expect(welcome).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
 
-    # An inline button posts a callback query; the service then removes the pressed keyboard.
+    # An inline button posts a callback query. The service answers it in the response, which
+    # the pane has the sandbox perform as Telegram would, then removes the pressed keyboard.
     book = welcome.locator(".chat-buttons button", has_text=catalogue("en")["home.book"])
-    with page.expect_request(TELEGRAM_URL) as press:
+    with (
+        page.expect_request(TELEGRAM_URL) as press,
+        page.expect_request(TELEGRAM_WEBHOOK_REPLY_URL) as answer,
+    ):
         book.click()
-    assert press.value.post_data_json["callback_query"]["data"]
+    query = press.value.post_data_json["callback_query"]
+    assert query["data"]
+    assert answer.value.post_data_json == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": query["id"],
+    }
     expect(chat_bubble(page, "telegram", "link.share")).to_have_count(1, timeout=INBOX_TIMEOUT_MS)
     expect(welcome.locator(".chat-buttons button")).to_have_count(0, timeout=INBOX_TIMEOUT_MS)
 

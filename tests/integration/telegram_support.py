@@ -6,13 +6,14 @@ import itertools
 import json
 from typing import Any
 
-from myafya.telegram_channel import TELEGRAM_ANSWERS, WEBHOOK_PATH
+from myafya.telegram_channel import TELEGRAM_KEYBOARDS, WEBHOOK_PATH
 from tests.conftest import PAYLOADS
 from tests.integration.conftest import RunningService, start_service
 
 BOT_TOKEN = "8000000001:test-telegram-bot-token"
 WEBHOOK_SECRET = "test-telegram-webhook-secret"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_REPLY_PATH = "/sandbox/telegram/webhook-reply"
 TELEGRAM_SETTINGS = {"telegram_bot_token": BOT_TOKEN, "telegram_webhook_secret": WEBHOOK_SECRET}
 BOT_USER = {"id": 8000000001, "is_bot": True, "first_name": "Test Clinic Bot"}
 
@@ -105,18 +106,24 @@ def press_update(
 async def post_update(
     service: RunningService, update: dict[str, Any] | bytes, secret: str | None = WEBHOOK_SECRET
 ) -> tuple[int, str]:
+    """Deliver an update as Telegram does, and perform the method call the response gives, if
+    any, through the sandbox; the call must succeed."""
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers[SECRET_HEADER] = secret
     body = update if isinstance(update, bytes) else json.dumps(update).encode()
     response = await service.client.post(WEBHOOK_PATH, data=body, headers=headers)
-    return response.status, await response.text()
+    text = await response.text()
+    if response.status == 200 and response.content_type == "application/json":
+        performed = await service.client.post(WEBHOOK_REPLY_PATH, json=json.loads(text))
+        assert performed.status == 200, await performed.text()
+    return response.status, text
 
 
 async def settle(service: RunningService) -> None:
-    """Wait for queued replies and for button-press answers."""
+    """Wait for queued replies and for the keyboard removals of presses without one."""
     await service.drain()
-    await service.client.app[TELEGRAM_ANSWERS].drain()
+    await service.client.app[TELEGRAM_KEYBOARDS].drain()
 
 
 class TelegramUser:

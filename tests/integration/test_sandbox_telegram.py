@@ -117,6 +117,34 @@ async def test_row_without_reply_is_sent_as_text(sqlite_telegram, sender) -> Non
     assert sent["reply_markup"] is None
 
 
+async def test_reply_to_press_removes_pressed_keyboard_first(sqlite_telegram, sender) -> None:
+    drawn = {"reply": MENU.to_json(), "conversation_id": 5}
+    pressed = await sender.send(outbox_row(**drawn, screen_version=1))
+    pressed_id = int(str(pressed.provider_message_id).split(":")[1])
+
+    reply = outbox_row(**drawn, screen_version=2, pressed_message_id=pressed_id)
+    first = await sender.send(reply)
+    # A retried send finds the keyboard gone ("message is not modified") and sends anyway.
+    again = await sender.send(reply)
+
+    assert first.accepted and again.accepted
+    old, new, newer = await fake_messages(sqlite_telegram)
+    assert old["message_id"] == pressed_id
+    assert old["reply_markup"] is None
+    assert new["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "5:2:1"
+    assert newer["reply_markup"] == new["reply_markup"]
+
+
+async def test_reply_is_sent_when_pressed_message_is_unknown(sqlite_telegram, sender) -> None:
+    result = await sender.send(
+        outbox_row(reply=MENU.to_json(), conversation_id=5, screen_version=1, pressed_message_id=99)
+    )
+
+    assert result.accepted
+    [sent] = await fake_messages(sqlite_telegram)
+    assert sent["reply_markup"] is not None
+
+
 async def test_later_sends_reuse_the_bot(sqlite_telegram, sender) -> None:
     for _ in range(3):
         assert (await sender.send(outbox_row(reply=MENU.to_json()))).accepted
@@ -268,3 +296,45 @@ async def test_fake_reads_form_parameters(sqlite_telegram) -> None:
     assert response.status == 200
     [sent] = await fake_messages(sqlite_telegram)
     assert sent["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "1:1:1"
+
+
+async def perform_webhook_reply(service, body: Any) -> tuple[int, dict[str, Any]]:
+    response = await service.client.post("/sandbox/telegram/webhook-reply", json=body)
+    return response.status, await response.json()
+
+
+async def test_fake_performs_webhook_reply(sqlite_telegram) -> None:
+    answer = {"method": "answerCallbackQuery", "callback_query_id": "4382", "text": "Done"}
+    status, body = await perform_webhook_reply(sqlite_telegram, answer)
+
+    assert (status, body) == (200, {"ok": True, "result": True})
+    answers = await (await sqlite_telegram.client.get("/sandbox/telegram/callback-answers")).json()
+    assert answers == [{"callback_query_id": "4382", "text": "Done", "show_alert": False}]
+
+
+BAD_WEBHOOK_REPLIES = [
+    ([], 400, "Bad Request: expected a JSON object"),
+    ({"callback_query_id": "4382"}, 400, "Bad Request: method is empty"),
+    ({"method": 7}, 400, "Bad Request: method is empty"),
+    ({"method": "noSuchMethod"}, 404, "Not Found: method not found"),
+    ({"method": "answerCallbackQuery"}, 400, "Bad Request: query is too old"),
+    ({"method": "sendMessage", "chat_id": CHAT}, 400, "Bad Request: message text is empty"),
+]
+
+
+async def test_fake_rejects_bad_webhook_replies(sqlite_telegram) -> None:
+    for reply, expected_status, description in BAD_WEBHOOK_REPLIES:
+        status, body = await perform_webhook_reply(sqlite_telegram, reply)
+
+        assert status == expected_status, reply
+        assert body["ok"] is False
+        assert body["description"].startswith(description), body
+    response = await sqlite_telegram.client.post(
+        "/sandbox/telegram/webhook-reply", data=b"method=getMe"
+    )
+    assert response.status == 400
+    description = (await response.json())["description"]
+    assert description == "Bad Request: a webhook reply must be a JSON object"
+    assert await fake_messages(sqlite_telegram) == []
+    answers = await (await sqlite_telegram.client.get("/sandbox/telegram/callback-answers")).json()
+    assert answers == []

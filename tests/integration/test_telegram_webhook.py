@@ -13,10 +13,13 @@ from core.db.migrate import upgrade_to_head
 from tests.integration.conftest import RunningService
 from tests.integration.telegram_support import (
     WEBHOOK_SECRET,
+    TelegramUser,
+    button_data,
     callback_answers,
     message_update,
     payload,
     post_update,
+    press_update,
     settle,
     start_telegram_service,
 )
@@ -210,3 +213,29 @@ async def test_media_and_location_are_inputs(sqlite_service_telegram, content, n
     replies = await sent_to_patient(service)
     assert len(replies) == 2
     assert notice in replies[-1]["text"].lower()
+
+
+async def test_press_is_answered_in_the_response(sqlite_service_telegram) -> None:
+    service = sqlite_service_telegram
+    user = TelegramUser(service, PATIENT_CHAT)
+    menu = await user.send("/start")
+    press = press_update(PATIENT_CHAT, button_data(menu, "1"), menu["message_id"])
+
+    status, text = await post_update(service, press)
+    stale_status, stale_text = await post_update(
+        service, press_update(PATIENT_CHAT, button_data(menu, "1"), menu["message_id"])
+    )
+    message_status, message_text = await post_update(
+        service, message_update(PATIENT_CHAT, text="hello")
+    )
+
+    assert status == 200
+    assert json.loads(text) == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": press["callback_query"]["id"],
+    }
+    assert stale_status == 200
+    assert json.loads(stale_text)["text"] == (
+        "This menu has expired. Please use the buttons on the latest message."
+    )
+    assert (message_status, message_text) == (200, "")

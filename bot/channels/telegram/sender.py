@@ -4,8 +4,9 @@ python-telegram-bot is async while the worker calls senders from its threads, so
 that sends gets an event loop and a `BotApi` of its own. The first send on a thread calls getMe
 and later sends reuse the Bot. `close`, which the worker calls when it stops the thread, shuts
 both down.
-A reply's options become an inline keyboard (see `rendering`). Logs carry outbox and Telegram
-message ids, never the text or the chat id.
+A reply's options become an inline keyboard (see `rendering`). A reply to a button press first
+removes the pressed message's keyboard, so the user cannot press it again (see `callbacks`).
+Logs carry outbox and Telegram message ids, never the text or the chat id.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Final
 from telegram.error import TelegramError
 
 from bot.channels.telegram.bot_api import BotApi, classify_error
+from bot.channels.telegram.callbacks import remove_keyboard
 from bot.channels.telegram.rendering import Markup, render_outbox_variables
+from bot.engine.model import PRESSED_MESSAGE_KEY
 from core.notify.outbox import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -69,9 +72,17 @@ class TelegramSender:
         """Send one outbox row, drawing its reply's options as buttons, and block until
         Telegram responds or the request times out."""
         text, markup = render_outbox_variables(message.variables, message.body)
+        pressed = message.variables.get(PRESSED_MESSAGE_KEY)
         state = self._state()
         return state.loop.run_until_complete(
-            self._send(state.api, message.recipient, text, markup, outbox_id=message.id)
+            self._send(
+                state.api,
+                message.recipient,
+                text,
+                markup,
+                outbox_id=message.id,
+                pressed_message_id=pressed if type(pressed) is int else None,
+            )
         )
 
     def send_blocking(self, to: str, text: str) -> SendResult:
@@ -87,12 +98,17 @@ class TelegramSender:
         markup: Markup | None,
         *,
         outbox_id: int | None,
+        pressed_message_id: int | None = None,
     ) -> SendResult:
         if _CHAT_ID.fullmatch(recipient) is None:
             return SendResult(
                 None, STATUS_INVALID_CHAT_ID, False, False, "recipient is not a Telegram chat id"
             )
         chat_id = int(recipient)
+        if pressed_message_id is not None:
+            # A failure is logged and the reply is sent anyway. A send that is retried removes
+            # it again, which Telegram refuses as "not modified".
+            await remove_keyboard(api, chat_id, pressed_message_id)
         try:
             bot = await api.bot()
             sent = await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)

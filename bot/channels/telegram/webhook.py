@@ -5,7 +5,8 @@ compared in constant time before the body is read, and a missing or wrong one ge
 nothing processed. Each update is applied exactly once: its `update_id` is the dedupe key of
 `handle_message`, inserted in the transaction of the conversation step, so a redelivered or
 concurrent copy gets the same 200 and changes nothing. Button presses are checked against the
-conversation and screen they were drawn for, and every press is answered.
+conversation and screen they were drawn for, and every press is answered in the response to its
+update (see `callbacks`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aiohttp import web
 from telegram import Bot
 
 from bot.channels.telegram import identities
-from bot.channels.telegram.callbacks import CallbackAnswers
+from bot.channels.telegram.callbacks import KeyboardRemovals, answer_in_response
 from bot.channels.telegram.rendering import TELEGRAM_LIMITS, decode_callback_data
 from bot.channels.telegram.updates import (
     ButtonPress,
@@ -64,7 +65,7 @@ class TelegramWebhook:
         host: ConversationHost,
         bot: Bot,
         secret: str | None,
-        answers: CallbackAnswers,
+        keyboards: KeyboardRemovals,
         metrics: Any,
     ) -> None:
         """`bot` is used only to parse updates; `secret` None rejects every request.
@@ -74,7 +75,7 @@ class TelegramWebhook:
         self._host = host
         self._bot = bot
         self._secret = secret.encode() if secret else None
-        self._answers = answers
+        self._keyboards = keyboards
         self._metrics = metrics
 
     def _authorised(self, request: web.Request) -> bool:
@@ -101,7 +102,7 @@ class TelegramWebhook:
 
         update_id = str(update.update_id)
         try:
-            outcome, details = await self._apply(update_id, event)
+            outcome, details, answer = await self._apply(update_id, event)
         except Exception:
             # Telegram redelivers after a non-2xx response. Nothing was committed, so the
             # retry starts afresh.
@@ -122,12 +123,18 @@ class TelegramWebhook:
                 **details,
             },
         )
+        if answer is not None:
+            return web.json_response(answer)
         return web.Response(status=200)
 
-    async def _apply(self, update_id: str, event: Any) -> tuple[str, dict[str, Any]]:
+    async def _apply(
+        self, update_id: str, event: Any
+    ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+        """Apply one update; return its outcome, details for the log, and the Bot API method
+        for the response, if any."""
         match event:
             case Ignored(reason):
-                return "ignored", {"reason": reason}
+                return "ignored", {"reason": reason}, None
             case ChatMessage(user_id, chat_id, received, language):
                 # The user is recorded in the step's own transaction, which also finds their
                 # key: the linked phone number or the `tg:` one.
@@ -140,7 +147,7 @@ class TelegramWebhook:
                     resolve_key=_user_recorder(user_id, chat_id),
                 )
                 result = await handle_message(self._host, message)
-                return _outcome(result), _result_details(result)
+                return _outcome(result), _result_details(result), None
             case SharedContact():
                 key, received, language, chosen = await self._link_contact(event)
                 message = self._message(
@@ -152,7 +159,7 @@ class TelegramWebhook:
                     initial_language_chosen=chosen,
                 )
                 result = await handle_message(self._host, message)
-                return _outcome(result), _result_details(result)
+                return _outcome(result), _result_details(result), None
             case ButtonPress():
                 return await self._press(update_id, event)
         raise TypeError(f"unknown Telegram event {event!r}")
@@ -212,12 +219,16 @@ class TelegramWebhook:
         chosen = bool(orjson.loads(unlinked["data"]).get(LANGUAGE_CHOSEN_KEY))
         return phone, Input(InputKind.CONTACT, phone), unlinked["language"], chosen
 
-    async def _press(self, update_id: str, event: ButtonPress) -> tuple[str, dict[str, Any]]:
+    async def _press(
+        self, update_id: str, event: ButtonPress
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Apply a press; return its outcome, details for the log and its answer."""
         decoded = decode_callback_data(event.data)
         if decoded is None:
             stale, language = await self._record_undecodable_press(update_id, event)
             outcome = "stale_screen" if stale else "duplicate"
             details: dict[str, Any] = {}
+            replied = False
         else:
             message = self._message(
                 update_id,
@@ -228,25 +239,25 @@ class TelegramWebhook:
                 screen_version=decoded.screen_version,
                 screen_conversation_id=decoded.conversation_id,
                 resolve_key=_user_recorder(event.user_id, event.chat_id),
+                # The reply's sender removes the pressed keyboard.
+                pressed_message_id=event.message_id,
             )
             result = await handle_message(self._host, message)
             stale = result.stale_screen
             language = result.language or event.language
+            replied = not (result.duplicate or stale)
             if stale:
                 # After a finished or timed-out flow the latest message has no buttons to use,
                 # so the home menu is sent. A live screen's latest message already has them.
-                await resend_current_screen(self._host, message, None, live_screen=False)
+                replied = await resend_current_screen(self._host, message, None, live_screen=False)
             outcome = _outcome(result)
             details = _result_details(result)
 
+        if outcome != "duplicate" and not replied and event.message_id is not None:
+            # No reply will remove the keyboard; the first copy of a duplicate handled it.
+            self._keyboards.remove_later(chat_id=event.chat_id, message_id=event.message_id)
         notice = translate(language, "telegram.menu_expired") if stale else None
-        self._answers.answer_later(
-            callback_query_id=event.callback_query_id,
-            text=notice,
-            chat_id=event.chat_id,
-            message_id=event.message_id,
-        )
-        return outcome, details
+        return outcome, details, answer_in_response(event.callback_query_id, notice)
 
     async def _record_undecodable_press(
         self, update_id: str, event: ButtonPress
