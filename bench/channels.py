@@ -13,9 +13,11 @@ Scenarios:
   registered patients, alternating a text message "00" and a press of button 1 (Book) on the
   menu it drew. Each load worker has users of its own, so no user has two updates in flight,
   and a press carries the conversation version its keyboard was drawn for. The service
-  answers each press and removes its keyboard with two Bot API calls after responding.
-  `--settle` pauses before each measurement so that the calls left over from the one before
-  do not slow it down.
+  answers each press in the response to its update, which the load generator checks; Telegram
+  performs such an answer on its own servers, so no request stands for it here. The pressed
+  keyboard is removed by the worker that sends the reply, as is the reply itself.
+  `--settle` pauses before each measurement so that the background work left over from the one
+  before (handing replies to the broker) does not slow it down.
 
 The provider calls of our server go to the sandbox fakes of a second `myafya serve` on a
 database of its own (MYAFYA_SANDBOX_URL), as they go to the providers' servers in production.
@@ -24,9 +26,10 @@ Add a scenario to SCENARIOS for another channel.
 
 Our server's replies are checked after each measurement: every accepted request must have put
 a reply starting with the expected screen title into the outbox, and a missing or different
-reply counts as an error. By default the service hands replies to a Redis broker that no worker
-reads (`--jobs redis`), so the numbers measure the webhook. With `--jobs embedded` the same
-process also sends every reply to the sandbox fake, as `make run` does.
+reply counts as an error, as does a press whose response does not answer it. By default the
+service hands replies to a Redis broker that no worker reads (`--jobs redis`), so the numbers
+measure the webhook. With `--jobs embedded` the same process also sends every reply to the
+sandbox fake, as `make run` does.
 
     .venv/bin/python bench/channels.py               # SQLite, both scenarios, about 5 minutes
     .venv/bin/python bench/channels.py --database postgresql --reps 5
@@ -101,6 +104,8 @@ class Request:
     # that reply starts with; None for a request whose reply is not checked.
     reply_key: str | None = None
     reply_title: str = ""
+    # The JSON body our server's response must have; None for an empty or unchecked one.
+    response: dict[str, Any] | None = None
 
 
 class Scenario(Protocol):
@@ -209,10 +214,16 @@ class TelegramScenario:
     def _walk(self, users: Sequence[TelegramUser]) -> Iterator[Request]:
         for user in itertools.cycle(users):
             update_id = next(self._update_ids)
+            response = None
             if user.at_menu and user.conversation_id is not None:
                 data = f"{user.conversation_id}:{user.version}:1"
                 update = telegram_press(update_id, user.user_id, data)
                 title = SERVICES_TITLE
+                # The press is answered in the response, without a notice.
+                response = {
+                    "method": "answerCallbackQuery",
+                    "callback_query_id": update["callback_query"]["id"],
+                }
             else:
                 update = telegram_text(update_id, user.user_id, "00")
                 title = HOME_TITLE
@@ -228,6 +239,7 @@ class TelegramScenario:
                 },
                 reply_key=f"reply:telegram:{update_id}",
                 reply_title=title,
+                response=response,
             )
 
 
@@ -353,7 +365,8 @@ class Sample:
     seconds: float
     errors: int  # failed requests, and on our server accepted requests with a wrong reply
     latencies_ms: list[float] = field(repr=False)
-    accepted: list[Request] = field(repr=False, default_factory=list)
+    # The accepted requests, each with the body of its response.
+    accepted: list[tuple[Request, bytes]] = field(repr=False, default_factory=list)
     wrong_replies: int = 0
 
     @property
@@ -373,7 +386,7 @@ async def load(
     """Keep one request per stream in flight for `seconds`; count each reply with `status`."""
     concurrency = len(streams)
     latencies: list[float] = []
-    accepted: list[Request] = []
+    accepted: list[tuple[Request, bytes]] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=10)
@@ -389,13 +402,13 @@ async def load(
                     async with session.post(
                         base_url + request.path, data=request.body, headers=request.headers
                     ) as response:
-                        await response.read()
+                        body = await response.read()
                         ok = response.status == status
                 except (aiohttp.ClientError, TimeoutError):
                     ok = False
                 if ok:
                     latencies.append((time.perf_counter() - started) * 1000)
-                    accepted.append(request)
+                    accepted.append((request, body))
                 else:
                     errors += 1
 
@@ -406,10 +419,24 @@ async def load(
 
 
 def check_replies(database: BenchDatabase, sample: Sample) -> None:
-    """Count the accepted requests whose reply is missing or wrong as errors of `sample`."""
-    sample.wrong_replies = asyncio.run(_count_wrong_replies(database.url, sample.accepted))
+    """Count the accepted requests whose queued reply or response body is missing or wrong as
+    errors of `sample`."""
+    wrong_bodies = sum(
+        1
+        for request, body in sample.accepted
+        if request.response is not None and _json_or_none(body) != request.response
+    )
+    requests = [request for request, _ in sample.accepted]
+    sample.wrong_replies = wrong_bodies + asyncio.run(_count_wrong_replies(database.url, requests))
     sample.errors += sample.wrong_replies
     sample.accepted = []  # only the counts are kept
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def start_bare_server(workdir: Path) -> ServerProcess:
@@ -500,8 +527,8 @@ def measure(
                 order = ["bare", "ours"] if rep % 2 == 0 else ["ours", "bare"]
                 for concurrency in CONCURRENCIES:
                     for name in order:
-                        # Button-press answers of the last measurement run in the background
-                        # and would slow this one down.
+                        # Background work left over from the last measurement would slow this
+                        # one down.
                         time.sleep(args.settle)
                         target = database if name == "ours" else None
                         sample = asyncio.run(
