@@ -164,11 +164,13 @@ class TelegramBotApiFake:
                 raise _bad_request("a webhook reply must be a JSON object")
             params = await _read_params(request)
             name = params.pop("method", None)
-            if not isinstance(name, str) or not name:
+            if name is None or name == "":
                 raise _bad_request("method is empty")
+            if not isinstance(name, str):
+                raise _bad_request("method must be a string")
             method = self._methods.get(name.lower())
             if method is None:
-                raise _ApiError(404, "Not Found: method not found")
+                raise _ApiError(404, f"Not Found: method not found: {name[:64]}")
             return _ok(method(params))
         except _ApiError as exc:
             log.info("Sandbox Telegram webhook reply rejected: %s", exc.description)
@@ -210,9 +212,9 @@ class TelegramBotApiFake:
                 "query is too old and response timeout expired or query ID is invalid"
             )
         text = params.get("text")
-        if text is not None and (
-            not isinstance(text, str) or len(text) > MAX_CALLBACK_ANSWER_CHARS
-        ):
+        if text is not None and not isinstance(text, str):
+            raise _bad_request("text must be a string")
+        if text is not None and len(text) > MAX_CALLBACK_ANSWER_CHARS:
             raise _bad_request("MESSAGE_TOO_LONG")
         show_alert = params.get("show_alert") in (True, "true")
         self._chats.answers.append(CallbackAnswer(query_id, text or None, show_alert))
@@ -273,7 +275,8 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            # RecursionError: nesting deeper than the json module's recursion allows.
             raise _bad_request("can't parse JSON body") from None
         if not isinstance(body, dict):
             raise _bad_request("expected a JSON object")

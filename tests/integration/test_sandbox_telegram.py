@@ -315,7 +315,7 @@ async def test_fake_performs_webhook_reply(sqlite_telegram) -> None:
 BAD_WEBHOOK_REPLIES = [
     ([], 400, "Bad Request: expected a JSON object"),
     ({"callback_query_id": "4382"}, 400, "Bad Request: method is empty"),
-    ({"method": 7}, 400, "Bad Request: method is empty"),
+    ({"method": 7}, 400, "Bad Request: method must be a string"),
     ({"method": "noSuchMethod"}, 404, "Not Found: method not found"),
     ({"method": "answerCallbackQuery"}, 400, "Bad Request: query is too old"),
     ({"method": "sendMessage", "chat_id": CHAT}, 400, "Bad Request: message text is empty"),

@@ -9,9 +9,10 @@ and Telegram's redelivery is answered.
 
 The pressed keyboard is then removed (editMessageReplyMarkup) so it cannot be pressed again.
 When the press queued a reply, the reply carries the pressed message's id and the worker
-removes the keyboard just before it sends the reply (see `sender`). Otherwise the web process
-removes it in a background task, so the webhook responds without waiting for the Bot API.
-Failures are logged and not retried: a keyboard left in place only leads to a stale press,
+removes the keyboard just before it sends the reply (see `sender`). A removal that may succeed
+later holds the reply back until the send is retried. Otherwise the web process removes the
+keyboard in a background task, so the webhook responds without waiting for the Bot API. Its
+failures are logged and not retried: a keyboard left in place only leads to a stale press,
 which is answered with a notice and does nothing.
 
 At most one removal per connection of the Bot API client runs at a time, and the others wait
@@ -28,7 +29,7 @@ from typing import Any, Final
 
 from telegram.error import BadRequest, TelegramError
 
-from bot.channels.telegram.bot_api import CONNECTION_POOL_SIZE, BotApi
+from bot.channels.telegram.bot_api import CONNECTION_POOL_SIZE, ApiFailure, BotApi, classify_error
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ def answer_in_response(callback_query_id: str, text: str | None) -> dict[str, An
     return answer
 
 
-async def remove_keyboard(api: BotApi, chat_id: int, message_id: int) -> None:
-    """Remove the inline keyboard of message `message_id`; log a failure and return."""
+async def remove_keyboard(api: BotApi, chat_id: int, message_id: int) -> ApiFailure | None:
+    """Remove the inline keyboard of message `message_id`. Return the failure, or None when
+    the keyboard is gone or Telegram refused the edit as a bad request."""
     try:
         bot = await api.bot()
         await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id)
@@ -54,7 +56,15 @@ async def remove_keyboard(api: BotApi, chat_id: int, message_id: int) -> None:
         # modified"), or the message is too old to edit.
         log.info("keyboard not removed: %s", api.redact(str(exc)))
     except TelegramError as exc:
-        log.warning("removing a Telegram keyboard failed: %s", api.redact(str(exc)))
+        failure = classify_error(exc, api)
+        log.warning(
+            "removing a Telegram keyboard failed (%s, retryable=%s): %s",
+            failure.provider_status,
+            failure.retryable,
+            failure.error,
+        )
+        return failure
+    return None
 
 
 class KeyboardRemovals:

@@ -106,9 +106,14 @@ class TelegramSender:
             )
         chat_id = int(recipient)
         if pressed_message_id is not None:
-            # A failure is logged and the reply is sent anyway. A send that is retried removes
-            # it again, which Telegram refuses as "not modified".
-            await remove_keyboard(api, chat_id, pressed_message_id)
+            # The pressed keyboard goes first, so it cannot act twice. A removal that may
+            # succeed later fails this send as retryable, and other failures let the send go
+            # on. A retry removes it again, which Telegram rejects as "not modified".
+            removal = await remove_keyboard(api, chat_id, pressed_message_id)
+            if removal is not None and removal.retryable:
+                return SendResult(
+                    None, removal.provider_status, False, True, f"keyboard: {removal.error}"
+                )
         try:
             bot = await api.bot()
             sent = await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)

@@ -104,8 +104,8 @@ class TelegramWebhook:
         try:
             outcome, details, answer = await self._apply(update_id, event)
         except Exception:
-            # Telegram redelivers after a non-2xx response. Nothing was committed, so the
-            # retry starts afresh.
+            # Telegram redelivers after a non-2xx response. The step's transaction rolled back,
+            # so the retry starts afresh, except after a stale press (see `_press`).
             log.exception("Telegram update %s failed", update_id)
             self._metrics.requests.labels(channel=CHANNEL, outcome="error").inc()
             return web.Response(status=500, text="internal error")
@@ -249,12 +249,16 @@ class TelegramWebhook:
             if stale:
                 # After a finished or timed-out flow the latest message has no buttons to use,
                 # so the home menu is sent. A live screen's latest message already has them.
+                # NOTE: the press's dedupe row has committed by now. If this resend fails, the
+                # update gets a 500 and its redelivery is a duplicate, which is answered and
+                # removes the keyboard but gets neither the home menu nor the notice.
                 replied = await resend_current_screen(self._host, message, None, live_screen=False)
             outcome = _outcome(result)
             details = _result_details(result)
 
-        if outcome != "duplicate" and not replied and event.message_id is not None:
-            # No reply will remove the keyboard; the first copy of a duplicate handled it.
+        if not replied and event.message_id is not None:
+            # No reply of this update will remove the keyboard. A duplicate removes it too,
+            # because the first copy may have failed before it queued its reply.
             self._keyboards.remove_later(chat_id=event.chat_id, message_id=event.message_id)
         notice = translate(language, "telegram.menu_expired") if stale else None
         return outcome, details, answer_in_response(event.callback_query_id, notice)
