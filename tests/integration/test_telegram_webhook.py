@@ -182,6 +182,24 @@ async def test_incomplete_sticker_is_named(sqlite_service_telegram) -> None:
     assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
 
 
+async def test_non_string_text_is_named(sqlite_service_telegram) -> None:
+    service = sqlite_service_telegram
+    press = press_update(PATIENT_CHAT, "1:1:1", 500)
+    press["callback_query"]["data"] = 7
+    not_strings = [
+        (message_update(PATIENT_CHAT, text=5), "message.text"),
+        (message_update(PATIENT_CHAT, text=["a"]), "message.text"),
+        (press, "callback_query.data"),
+    ]
+
+    for update, field in not_strings:
+        status, text = await post_update(service, update)
+
+        assert status == 400, text
+        assert json.loads(text)["field"] == field
+    assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
+
+
 async def test_group_messages_are_ignored(sqlite_service_telegram) -> None:
     service = sqlite_service_telegram
     update = message_update(PATIENT_CHAT, text="1")

@@ -268,6 +268,8 @@ def _read_press(update: Update) -> ChatEvent:
     user_id = _integer(query.from_user.id, "callback_query.from.id")
     if not isinstance(query.id, str) or not query.id:
         raise InvalidUpdate("callback_query.id", "expected a non-empty string")
+    if query.data is not None and not isinstance(query.data, str):
+        raise InvalidUpdate("callback_query.data", f"expected a string, got {query.data!r}")
     message = query.message
     chat_id = user_id  # in a private chat the chat id is the user id
     message_id = None
@@ -284,13 +286,15 @@ def _read_press(update: Update) -> ChatEvent:
         user_id=user_id,
         chat_id=chat_id,
         callback_query_id=query.id,
-        data=query.data if isinstance(query.data, str) else None,
+        data=query.data,
         message_id=message_id,
         language=language_of(query.from_user.language_code),
     )
 
 
 def _message_input(message: Message) -> Input:
+    if message.text is not None and not isinstance(message.text, str):
+        raise InvalidUpdate("message.text", f"expected a string, got {message.text!r}")
     if message.text is not None:
         command = message.text.strip().split(maxsplit=1)[0].split("@")[0] if message.text else ""
         if command.lower() in MENU_COMMANDS:
