@@ -120,6 +120,15 @@ async def post_update(
     return response.status, text
 
 
+async def inject(service: RunningService, http_status: int, count: int = 1) -> None:
+    """Make the next `count` calls to the Bot API fake fail with `http_status`."""
+    response = await service.client.post(
+        "/sandbox/faults",
+        json={"service": "telegram.bot_api", "http_status": http_status, "count": count},
+    )
+    assert response.status == 204, await response.text()
+
+
 async def settle(service: RunningService) -> None:
     """Wait for queued replies and for the keyboard removals of presses without one."""
     await service.drain()

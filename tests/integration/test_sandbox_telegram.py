@@ -14,7 +14,7 @@ from bot.channels.telegram.sender import SendResult, TelegramSender
 from bot.engine.model import Option, Reply
 from core.db.migrate import upgrade_to_head
 from core.notify.outbox import MessageStatus, OutboundMessage
-from tests.integration.telegram_support import BOT_TOKEN, start_telegram_service
+from tests.integration.telegram_support import BOT_TOKEN, inject, start_telegram_service
 
 CHAT = 7000000031
 _Result = TypeVar("_Result")
@@ -73,14 +73,6 @@ MENU = Reply(
 async def fake_messages(service) -> list[dict[str, Any]]:
     response = await service.client.get("/sandbox/telegram/messages")
     return list(await response.json())
-
-
-async def inject(service, http_status: int, count: int = 1) -> None:
-    response = await service.client.post(
-        "/sandbox/faults",
-        json={"service": "telegram.bot_api", "http_status": http_status, "count": count},
-    )
-    assert response.status == 204, await response.text()
 
 
 @pytest.fixture

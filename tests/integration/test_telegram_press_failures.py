@@ -17,6 +17,7 @@ from tests.integration.telegram_support import (
     button_data,
     buttons,
     callback_answers,
+    inject,
     post_update,
     press_update,
     start_telegram_service,
@@ -47,10 +48,7 @@ async def test_redelivered_stale_press_removes_keyboard(sqlite_telegram) -> None
     first = await user.send("/start")
     await user.send("/start")  # a newer menu, so the first one's buttons are stale
     sent_before = len(await user.messages())
-    response = await service.client.post(
-        "/sandbox/faults", json={"service": "telegram.bot_api", "http_status": 502, "count": 1}
-    )
-    assert response.status == 204, await response.text()
+    await inject(service, 502, count=1)
     press = press_update(user.user_id, button_data(first, "1"), first["message_id"])
 
     first_status, first_text = await post_update(service, press)
@@ -70,10 +68,7 @@ async def test_failed_removal_holds_reply_back(sqlite_telegram) -> None:
     service = sqlite_telegram
     user = TelegramUser(service, PATIENT_CHAT + 1)
     menu = await user.send("/start")
-    response = await service.client.post(
-        "/sandbox/faults", json={"service": "telegram.bot_api", "http_status": 502, "count": 1}
-    )
-    assert response.status == 204, await response.text()
+    await inject(service, 502, count=1)
 
     update = press_update(user.user_id, button_data(menu, "1"), menu["message_id"])
     status, _ = await post_update(service, update)
@@ -93,10 +88,7 @@ async def test_removal_retried_until_it_succeeds(sqlite_telegram) -> None:
     service = sqlite_telegram
     user = TelegramUser(service, PATIENT_CHAT + 2)
     menu = await user.send("/start")
-    response = await service.client.post(
-        "/sandbox/faults", json={"service": "telegram.bot_api", "http_status": 502, "count": 2}
-    )
-    assert response.status == 204, await response.text()
+    await inject(service, 502, count=2)
 
     update = press_update(user.user_id, button_data(menu, "1"), menu["message_id"])
     status, _ = await post_update(service, update)
