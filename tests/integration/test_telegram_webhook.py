@@ -187,16 +187,19 @@ async def test_non_string_text_is_named(sqlite_service_telegram) -> None:
     press = press_update(PATIENT_CHAT, "1:1:1", 500)
     press["callback_query"]["data"] = 7
     not_strings = [
-        (message_update(PATIENT_CHAT, text=5), "message.text"),
-        (message_update(PATIENT_CHAT, text=["a"]), "message.text"),
-        (press, "callback_query.data"),
+        (message_update(PATIENT_CHAT, text=5), "message.text", "number"),
+        (message_update(PATIENT_CHAT, text=["a"]), "message.text", "array"),
+        (press, "callback_query.data", "number"),
     ]
 
-    for update, field in not_strings:
+    for update, field, kind in not_strings:
         status, text = await post_update(service, update)
 
         assert status == 400, text
-        assert json.loads(text)["field"] == field
+        assert json.loads(text) == {
+            "error": f"invalid field '{field}': expected a string, got {kind}",
+            "field": field,
+        }
     assert await service.scalar("SELECT COUNT(*) FROM inbound_messages") == 0
 
 

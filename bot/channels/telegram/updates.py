@@ -269,7 +269,9 @@ def _read_press(update: Update) -> ChatEvent:
     if not isinstance(query.id, str) or not query.id:
         raise InvalidUpdate("callback_query.id", "expected a non-empty string")
     if query.data is not None and not isinstance(query.data, str):
-        raise InvalidUpdate("callback_query.data", f"expected a string, got {query.data!r}")
+        raise InvalidUpdate(
+            "callback_query.data", f"expected a string, got {_type_name(query.data)}"
+        )
     message = query.message
     chat_id = user_id  # in a private chat the chat id is the user id
     message_id = None
@@ -294,7 +296,8 @@ def _read_press(update: Update) -> ChatEvent:
 
 def _message_input(message: Message) -> Input:
     if message.text is not None and not isinstance(message.text, str):
-        raise InvalidUpdate("message.text", f"expected a string, got {message.text!r}")
+        # The value is not echoed: it is the patient's input, and rejections are logged.
+        raise InvalidUpdate("message.text", f"expected a string, got {_type_name(message.text)}")
     if message.text is not None:
         command = message.text.strip().split(maxsplit=1)[0].split("@")[0] if message.text else ""
         if command.lower() in MENU_COMMANDS:
@@ -305,6 +308,12 @@ def _message_input(message: Message) -> Input:
     if any(getattr(message, name, None) for name in MEDIA_ATTRIBUTES):
         return Input(InputKind.MEDIA)
     return Input(InputKind.EMPTY)
+
+
+def _type_name(value: Any) -> str:
+    """Return the JSON type name of a parsed value, such as "number" or "array"."""
+    names = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _integer(value: Any, field: str) -> int:
