@@ -198,7 +198,7 @@ class InboundMessage:
     pressed_message_id: int | None = None
 
 
-# Key of a reply row's `variables` that holds `InboundMessage.pressed_message_id`.
+# Key of a reply row's `variables` that contains `InboundMessage.pressed_message_id`.
 PRESSED_MESSAGE_KEY = "pressed_message_id"
 
 

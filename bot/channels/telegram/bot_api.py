@@ -35,7 +35,7 @@ TELEGRAM_API_URL: Final = "https://api.telegram.org"
 CONNECT_TIMEOUT: Final = 3.0
 READ_TIMEOUT: Final = 10.0
 # Concurrent requests per BotApi: worker threads send one message at a time, and the web
-# process answers button presses in the background.
+# process removes pressed keyboards in the background.
 CONNECTION_POOL_SIZE: Final = 8
 
 

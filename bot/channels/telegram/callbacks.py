@@ -2,18 +2,19 @@
 
 Telegram's apps show a progress indicator on a pressed button until the bot answers the callback
 query, so every press is answered, whether it acted, was stale or was a repeated update. The
-answer goes in the webhook's response: the Bot API performs one method given there as
-`{"method": …, parameters…}` (Bot API changes of 29 August 2015), which saves a request per
-press. Its result is not reported back. A press whose update fails gets a 500 and no answer,
-and Telegram's redelivery is answered.
+answer goes in the webhook's response, which saves a request per press. The Bot API performs
+one method call given there as `{"method": …, parameters…}` and does not report its result
+(Bot API documentation, "Making requests when getting updates"). A press whose update fails
+gets a 500 and no answer, and Telegram's redelivery is answered.
 
 The pressed keyboard is then removed (editMessageReplyMarkup) so it cannot be pressed again.
 When the press queued a reply, the reply carries the pressed message's id and the worker
-removes the keyboard just before it sends the reply (see `sender`). A removal that may succeed
-later holds the reply back until the send is retried. Otherwise the web process removes the
-keyboard in a background task, so the webhook responds without waiting for the Bot API. Its
-failures are logged and not retried: a keyboard left in place only leads to a stale press,
-which is answered with a notice and does nothing.
+removes the keyboard just before it sends the reply (see `sender`). When a removal fails with
+a retryable error, such as a network error or a 5xx, the reply waits for the retried send.
+Otherwise the web process removes the keyboard in a background task, so the webhook responds
+without waiting for the Bot API. Those removals are logged and not retried when they fail,
+because a keyboard left in place only leads to a stale press, which gets a notice and does
+nothing.
 
 At most one removal per connection of the Bot API client runs at a time, and the others wait
 their turn. Otherwise a burst of presses would queue in the client's connection pool. There

@@ -1,9 +1,9 @@
 """python-telegram-bot's networking backend on an aiohttp client session.
 
 `Bot` sends every Bot API call through a `telegram.request.BaseRequest`, and its default one
-uses httpx. Each button press costs two such calls in the web process
-(answerCallbackQuery and editMessageReplyMarkup), and in a profile of bench/channels.py
-httpx and httpcore took about as much of the event loop as handling the updates themselves.
+uses httpx. When the web process still made two such calls per button press
+(answerCallbackQuery and editMessageReplyMarkup), httpx and httpcore took about as much of the
+event loop as handling the updates themselves in a profile of bench/channels.py.
 aiohttp is already the service's web server, and its client costs a fraction of that per call
 (bench/README.md). Errors map to the exceptions `Bot` expects from any backend: `TimedOut`
 for a timeout and `NetworkError` for a failed connection.
